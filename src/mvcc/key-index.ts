@@ -1,0 +1,195 @@
+/**
+ * The in-memory key index (etcd's treeIndex/keyIndex, flattened): for every key that has history,
+ * the ascending list of revisions at which it was written or deleted, plus a cache of its current
+ * value. Values of past revisions live only in level (see record-codec.ts) and are fetched by
+ * revision.
+ *
+ * Ordered scans use a sorted array of keys with binary search. Keys are {@link KeyString}s, so
+ * string comparison is byte comparison. New keys are spliced in (O(n) moves, cheap next to the
+ * disk write that accompanies every write); a bulk load sorts once.
+ *
+ * Invariants (per {@link KeyEntry}):
+ * - `revisions` is strictly ascending by (main, sub) and never empty while the entry is indexed;
+ * - `current` is defined exactly when the last revision is not a tombstone, and then describes the
+ *   record at that last revision;
+ * - generations are implicit: a tombstone ends one; the next put starts a new one (version 1).
+ *
+ * Compaction at revision R (etcd keyIndex.compact): per key, the largest revision <= R is kept
+ * with everything after it — unless it is a tombstone, in which case it and everything before it
+ * go. A key left with no revisions leaves the index.
+ */
+import type { KeyRange, KeyString } from './key-range';
+import type { LeaseId, Revision } from './types';
+
+/** Where one version of a key lives: (main, sub) revision; a tombstone marks a deletion. */
+export interface RevisionPointer {
+  readonly main: Revision;
+  /** Position of the write inside its transaction (etcd `revision.sub`), from 0. */
+  readonly sub: number;
+  readonly tombstone: boolean;
+}
+
+/** The cached latest version of a live key (everything of a KeyValue but the key). */
+export interface CurrentValue {
+  readonly createRevision: Revision;
+  readonly modRevision: Revision;
+  readonly version: number;
+  readonly value: Buffer;
+  readonly lease: LeaseId;
+}
+
+/** All the index knows about one key. See the invariants in the module overview. */
+export interface KeyEntry {
+  readonly key: KeyString;
+  revisions: RevisionPointer[];
+  current: CurrentValue | undefined;
+}
+
+/** Compares two pointers by (main, sub). */
+export function compareRevisions(a: { main: Revision; sub: number }, b: { main: Revision; sub: number }): number {
+  return a.main !== b.main ? a.main - b.main : a.sub - b.sub;
+}
+
+/** The last pointer of `entry` with main <= `revision`, or undefined. Binary search. */
+export function pointerAt(entry: KeyEntry, revision: Revision): RevisionPointer | undefined {
+  const revisions = entry.revisions;
+  let low = 0;
+  let high = revisions.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (revisions[middle]!.main <= revision) low = middle + 1;
+    else high = middle;
+  }
+  return low === 0 ? undefined : revisions[low - 1];
+}
+
+/** The pointer right before `pointer` in `entry` (the previous version or tombstone), if kept. */
+export function pointerBefore(entry: KeyEntry, pointer: { main: Revision; sub: number }): RevisionPointer | undefined {
+  const revisions = entry.revisions;
+  let low = 0;
+  let high = revisions.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (compareRevisions(revisions[middle]!, pointer) < 0) low = middle + 1;
+    else high = middle;
+  }
+  return low === 0 ? undefined : revisions[low - 1];
+}
+
+/** The key index. Not persistent: rebuilt from level at open (MvccStore.open). */
+export class KeyIndex {
+  private readonly entries = new Map<KeyString, KeyEntry>();
+  private sortedKeys: KeyString[] = [];
+  private sortedKeysStale = false;
+
+  /** Number of keys with kept history (live or deleted-but-not-compacted). */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** The entry of `key`, if it has kept history. */
+  get(key: KeyString): KeyEntry | undefined {
+    return this.entries.get(key);
+  }
+
+  /**
+   * Appends a pointer to `key`'s history (creating the entry) and sets its cached current value.
+   * The pointer MUST be newer than every pointer the key already has.
+   */
+  append(key: KeyString, pointer: RevisionPointer, current: CurrentValue | undefined): void {
+    let entry = this.entries.get(key);
+    if (entry === undefined) {
+      entry = { key, revisions: [], current: undefined };
+      this.entries.set(key, entry);
+      if (!this.sortedKeysStale) this.sortedKeys.splice(this.lowerBound(key), 0, key);
+    }
+    const last = entry.revisions[entry.revisions.length - 1];
+    if (last !== undefined && compareRevisions(last, pointer) >= 0) {
+      throw new Error(`assertion failed: key index append out of order at ${pointer.main}.${pointer.sub}`);
+    }
+    entry.revisions.push(pointer);
+    entry.current = current;
+  }
+
+  /**
+   * Starts a bulk load: appends stop maintaining the sorted key array until {@link endBulkLoad}
+   * sorts it once (used when rebuilding from level, where keys arrive in revision order).
+   */
+  beginBulkLoad(): void {
+    this.sortedKeysStale = true;
+  }
+
+  /** Ends a bulk load (see {@link beginBulkLoad}). */
+  endBulkLoad(): void {
+    this.sortedKeys = [...this.entries.keys()].sort();
+    this.sortedKeysStale = false;
+  }
+
+  /** Removes every entry (snapshot restore). */
+  clear(): void {
+    this.entries.clear();
+    this.sortedKeys = [];
+    this.sortedKeysStale = false;
+  }
+
+  /**
+   * Calls `visit` for each entry in `range`, in ascending key order, until it returns false.
+   */
+  visit(range: KeyRange, visit: (entry: KeyEntry) => boolean): void {
+    if (range.end === undefined) {
+      const entry = this.entries.get(range.start);
+      if (entry !== undefined) visit(entry);
+      return;
+    }
+    if (range.end !== null && range.end <= range.start) return;
+    const keys = this.sortedKeys;
+    for (let index = this.lowerBound(range.start); index < keys.length; index += 1) {
+      const key = keys[index]!;
+      if (range.end !== null && key >= range.end) return;
+      if (!visit(this.entries.get(key)!)) return;
+    }
+  }
+
+  /** Every entry in ascending key order (snapshots, hashing). */
+  *all(): IterableIterator<KeyEntry> {
+    for (const key of this.sortedKeys) yield this.entries.get(key)!;
+  }
+
+  /**
+   * Compacts every key's history at `revision` (see the module overview). Returns how many
+   * pointers were dropped.
+   */
+  compact(revision: Revision): number {
+    let dropped = 0;
+    let removedKeys = false;
+    for (const entry of this.entries.values()) {
+      const revisions = entry.revisions;
+      if (revisions.length === 0 || revisions[0]!.main > revision) continue;
+      // Index of the largest pointer with main <= revision.
+      let keep = 0;
+      while (keep + 1 < revisions.length && revisions[keep + 1]!.main <= revision) keep += 1;
+      const dropCount = revisions[keep]!.tombstone ? keep + 1 : keep;
+      if (dropCount === 0) continue;
+      dropped += dropCount;
+      entry.revisions = revisions.slice(dropCount);
+      if (entry.revisions.length === 0) {
+        this.entries.delete(entry.key);
+        removedKeys = true;
+      }
+    }
+    if (removedKeys) this.sortedKeys = this.sortedKeys.filter((key) => this.entries.has(key));
+    return dropped;
+  }
+
+  private lowerBound(key: KeyString): number {
+    const keys = this.sortedKeys;
+    let low = 0;
+    let high = keys.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (keys[middle]! < key) low = middle + 1;
+      else high = middle;
+    }
+    return low;
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * The MVCC store's layout in level (all integers big-endian, so level's byte order is numeric
+ * order):
+ * ```
+ * meta key   = 0x00 | name (ASCII)            value = u64
+ *   names: "applied" (Raft applied index), "revision" (current main revision),
+ *          "compact" (compact revision), "compact-finished" (history <= this is physically gone)
+ * record key = 0x01 | main u64 | sub u32       value = record
+ * record     = format u8 (1) | flags u8 (bit 0: tombstone) | create_revision u64 | version u64
+ *            | lease i64 | key length u32 | key | value (the rest)
+ * ```
+ * Records are keyed by revision (as etcd's bbolt "key" bucket is), so history is read in revision
+ * order with one iterator and a version is fetched by its (main, sub) revision. A record is
+ * immutable once written; only compaction deletes records. A tombstone record carries the key and
+ * zeroes elsewhere.
+ */
+import type { KeyValue, LeaseId, Revision } from './types';
+
+/** Prefix of meta keys. */
+export const META_PREFIX = 0x00;
+/** Prefix of record keys. */
+export const RECORD_PREFIX = 0x01;
+const RECORD_FORMAT = 1;
+const RECORD_KEY_BYTES = 1 + 8 + 4;
+const RECORD_HEADER_BYTES = 1 + 1 + 8 + 8 + 8 + 4;
+
+/** Names of the meta values. */
+export type MetaName = 'applied' | 'revision' | 'compact' | 'compact-finished';
+
+/** The level key of a meta value. */
+export function metaKey(name: MetaName): Buffer {
+  return Buffer.concat([Buffer.from([META_PREFIX]), Buffer.from(name, 'ascii')]);
+}
+
+/** Encodes a u64 meta value. */
+export function encodeUint64(value: number): Buffer {
+  const buffer = Buffer.allocUnsafe(8);
+  buffer.writeBigUInt64BE(BigInt(value));
+  return buffer;
+}
+
+/** Decodes a u64 meta value; throws on damage (a corrupt store is fatal). */
+export function decodeUint64(buffer: Uint8Array): number {
+  if (buffer.length !== 8) throw new Error(`mvcc store damaged: meta value of ${buffer.length} bytes`);
+  const value = Buffer.from(buffer.buffer, buffer.byteOffset, 8).readBigUInt64BE();
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error('mvcc store damaged: meta value above 2^53');
+  return Number(value);
+}
+
+/** The level key of the record at (main, sub). */
+export function recordKey(main: Revision, sub: number): Buffer {
+  const buffer = Buffer.allocUnsafe(RECORD_KEY_BYTES);
+  buffer[0] = RECORD_PREFIX;
+  buffer.writeBigUInt64BE(BigInt(main), 1);
+  buffer.writeUInt32BE(sub, 9);
+  return buffer;
+}
+
+/** The lower bound (inclusive) of record keys with main >= `main`. */
+export function recordKeyLowerBound(main: Revision): Buffer {
+  return recordKey(main, 0);
+}
+
+/** Decodes a record key into (main, sub); throws on damage. */
+export function decodeRecordKey(key: Uint8Array): { main: Revision; sub: number } {
+  if (key.length !== RECORD_KEY_BYTES || key[0] !== RECORD_PREFIX) throw new Error('mvcc store damaged: bad record key');
+  const buffer = Buffer.from(key.buffer, key.byteOffset, key.byteLength);
+  return { main: Number(buffer.readBigUInt64BE(1)), sub: buffer.readUInt32BE(9) };
+}
+
+/** A decoded record: the full KeyValue (mod_revision from the record key) and its tombstone flag. */
+export interface StoredRecord {
+  readonly tombstone: boolean;
+  readonly kv: KeyValue;
+}
+
+/** Encodes a record (the KeyValue's mod_revision is implied by the record key, not stored). */
+export function encodeRecord(tombstone: boolean, kv: { key: Uint8Array; createRevision: Revision; version: number; lease: LeaseId; value: Uint8Array }): Buffer {
+  const buffer = Buffer.allocUnsafe(RECORD_HEADER_BYTES + kv.key.length + kv.value.length);
+  buffer[0] = RECORD_FORMAT;
+  buffer[1] = tombstone ? 1 : 0;
+  buffer.writeBigUInt64BE(BigInt(kv.createRevision), 2);
+  buffer.writeBigUInt64BE(BigInt(kv.version), 10);
+  buffer.writeBigInt64BE(kv.lease, 18);
+  buffer.writeUInt32BE(kv.key.length, 26);
+  buffer.set(kv.key, RECORD_HEADER_BYTES);
+  buffer.set(kv.value, RECORD_HEADER_BYTES + kv.key.length);
+  return buffer;
+}
+
+/** Decodes a record stored at main revision `modRevision`; throws on damage. */
+export function decodeRecord(bytes: Uint8Array, modRevision: Revision): StoredRecord {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (buffer.length < RECORD_HEADER_BYTES || buffer[0] !== RECORD_FORMAT) throw new Error('mvcc store damaged: bad record');
+  const keyLength = buffer.readUInt32BE(26);
+  if (RECORD_HEADER_BYTES + keyLength > buffer.length) throw new Error('mvcc store damaged: record key overflows');
+  const key = Buffer.from(buffer.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + keyLength));
+  const value = Buffer.from(buffer.subarray(RECORD_HEADER_BYTES + keyLength));
+  return {
+    tombstone: (buffer[1]! & 1) === 1,
+    kv: {
+      key,
+      createRevision: Number(buffer.readBigUInt64BE(2)),
+      modRevision,
+      version: Number(buffer.readBigUInt64BE(10)),
+      value,
+      lease: buffer.readBigInt64BE(18),
+    },
+  };
+}

@@ -1,0 +1,768 @@
+/**
+ * The node runtime: the one place where the pure Raft core meets the world.
+ *
+ * `RaftServer` owns a RawNode and drives it:
+ * - a clock calls `tick()` every tick interval;
+ * - the transport delivers peer messages to `step()`;
+ * - callers propose writes, membership changes and read-index requests;
+ * - the Ready loop persists, sends, applies and advances, strictly in the order the core's
+ *   contract demands (src/raft/types.ts `Ready`):
+ *     1. a received snapshot: its file is already durable (the transport's sink verified and saved
+ *        it); write its WAL marker;
+ *     2. WAL append of hard state + entries, ONE fsync for the whole Ready (group commit);
+ *     3. send messages — a leader whose term and vote did not change sends BEFORE its own fsync
+ *        (thesis §10.2.1); the core counts the leader's own entries only after `advance()`;
+ *     4. restore the state machine from the snapshot, apply committed entries in one batch;
+ *     5. `advance()`.
+ * Any WAL failure is fatal: the process crashes and recovers from disk, never continuing past a
+ * failed fsync.
+ *
+ * Snapshots of the state machine are cut in the background every `snapshotCount` applied entries
+ * (the level iterator pins a consistent view at the applied index), saved BEFORE their WAL marker
+ * (etcd-io/etcd#12691), after which the in-memory log is compacted and old WAL segments and
+ * snapshot files are released.
+ */
+import { EventEmitter } from 'node:events';
+import { RawNode } from '../raft/raw-node';
+import { MemoryStorage } from '../raft/storage';
+import { decodeConfChange } from '../raft/conf-change';
+import {
+  ConfChangeType,
+  EntryType,
+  NONE,
+  ReadOnlyOption,
+  Role,
+  type ConfChange,
+  type ConfState,
+  type Entry,
+  type HardState,
+  type LogIndex,
+  type Message,
+  type NodeId,
+  type Ready,
+  type RejectReason,
+  type Snapshot,
+  type StepResult,
+} from '../raft/types';
+import {
+  RaftkvError,
+  lastVoterError,
+  memberExistsError,
+  memberIdRemovedError,
+  memberNotFoundError,
+  notAppliedError,
+  readTimeoutError,
+  timeoutMaybeAppliedError,
+} from '../errors';
+import { decodeCommand, encodeCommand, type Command } from '../kv/command';
+import type { MemberChange } from '../kv/kv-store';
+import { AppliedWaiters, ReadBatcher } from './read-batcher';
+import { RequestIdGenerator } from './request-id';
+import { Waiters } from './waiters';
+import { decodeMemberContext, encodeMemberContext } from './member-context';
+import type { NodeStatus } from '../api/http/backend';
+import type { Metrics } from '../observability/metrics';
+
+/** The WAL as the runtime uses it (src/wal `Wal`). */
+export interface WalPort {
+  save(hardState: HardState | undefined, entries: readonly Entry[], sync: boolean): Promise<void>;
+  saveSnapshotMarker(marker: { index: LogIndex; term: number }): Promise<void>;
+  releaseTo(index: LogIndex): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The state machine as the runtime uses it (src/kv `KvStore`). */
+export interface StateMachinePort {
+  appliedIndex(): LogIndex;
+  get(key: string): Promise<Uint8Array | undefined>;
+  applyEntries(batch: Array<{ index: LogIndex; commands: Command[]; members?: MemberChange[] }>): Promise<void>;
+  members(): Map<NodeId, { peerUrl: string; isLearner: boolean }>;
+  removedIds(): Set<NodeId>;
+}
+
+/** Snapshot files and state machine images as the runtime uses them (src/node/snapshots.ts). */
+export interface SnapshotPort {
+  /** Cuts a snapshot of the state machine at `index` and saves it durably; returns Snapshot.data. */
+  create(index: LogIndex, term: number, confState: ConfState): Promise<Uint8Array>;
+  /** Replaces the state machine with the (already durable, verified) snapshot `snapshot`. */
+  restore(snapshot: Snapshot): Promise<void>;
+  /** Deletes snapshot files older than the one at `keepIndex`. */
+  release(keepIndex: LogIndex): Promise<void>;
+}
+
+/** The transport as the runtime uses it (src/transport `Transport`). */
+export interface TransportPort {
+  send(messages: readonly Message[]): void;
+  addPeer(id: NodeId, url: string): void;
+  removePeer(id: NodeId): void;
+}
+
+/** Options of one running node. */
+export interface RaftServerOptions {
+  readonly id: NodeId;
+  readonly tickMs: number;
+  readonly electionTicks: number;
+  readonly heartbeatTicks: number;
+  readonly snapshotCount: number;
+  /** Entries kept in memory behind a snapshot so slightly lagging followers avoid a snapshot. */
+  readonly snapshotCatchUpEntries: number;
+  readonly requestTimeoutMs: number;
+  readonly readMode: 'readindex' | 'lease';
+  /** URLs from `--cluster` (position k = node k+1); they win over URLs learned from the log. */
+  readonly flagPeerUrls: ReadonlyMap<NodeId, string>;
+}
+
+/** Everything a RaftServer is built from; see run-node.ts for the real wiring. */
+export interface RaftServerDeps {
+  readonly options: RaftServerOptions;
+  readonly storage: MemoryStorage;
+  /** The HardState already durable in the WAL at start-up. */
+  readonly persistedHardState: HardState;
+  /** The snapshot index the storage starts from (the core's `applied` at start-up). */
+  readonly snapshotIndex: LogIndex;
+  readonly wal: WalPort;
+  readonly stateMachine: StateMachinePort;
+  readonly snapshots: SnapshotPort;
+  readonly transport: TransportPort;
+  readonly logger: RuntimeLogger;
+  readonly metrics?: Metrics;
+  /** Randomness for the core's election timeouts. */
+  readonly random?: (n: number) => number;
+}
+
+/** The structured logger the runtime writes to (pino-compatible). */
+export interface RuntimeLogger {
+  debug(fields: object, message: string): void;
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+  fatal(fields: object, message: string): void;
+}
+
+/** Refusal reasons that mean "no leader right now" (worth waiting for one). */
+const WAIT_FOR_LEADER_REASONS: ReadonlySet<RejectReason> = new Set<RejectReason>(['no-leader', 'leader-transfer-in-progress']);
+
+/**
+ * A running Raft member: Ready loop, proposals, linearizable reads and membership.
+ * Emits 'removed' once this node applied its own removal, and 'fatal' (with the error) when the
+ * WAL fails — the owner MUST then exit the process.
+ */
+export class RaftServer extends EventEmitter {
+  readonly id: NodeId;
+  private readonly options: RaftServerOptions;
+  private readonly raft: RawNode;
+  private readonly storage: MemoryStorage;
+  private readonly wal: WalPort;
+  private readonly stateMachine: StateMachinePort;
+  private readonly snapshots: SnapshotPort;
+  private readonly transport: TransportPort;
+  private readonly logger: RuntimeLogger;
+  private readonly metrics: Metrics | undefined;
+
+  private readonly requestIds: RequestIdGenerator;
+  private readonly writes = new Waiters<LogIndex>();
+  private readonly reads: ReadBatcher;
+  private readonly applied = new AppliedWaiters();
+  private readonly leaderWaiters = new Set<() => void>();
+
+  private ticker: NodeJS.Timeout | undefined;
+  private readyScheduled = false;
+  private processing = false;
+  private stopped = false;
+  private removed = false;
+
+  private persistedHardState: HardState;
+  private appliedIndex: LogIndex;
+  private snapshotIndex: LogIndex;
+  private snapshotInFlight: Promise<void> | undefined;
+  private confState: ConfState;
+  private leader: NodeId = NONE;
+  private role: Role = Role.Follower;
+  private term = 0;
+  private commitIndex = 0;
+
+  constructor(deps: RaftServerDeps) {
+    super();
+    this.options = deps.options;
+    this.id = deps.options.id;
+    this.storage = deps.storage;
+    this.wal = deps.wal;
+    this.stateMachine = deps.stateMachine;
+    this.snapshots = deps.snapshots;
+    this.transport = deps.transport;
+    this.logger = deps.logger;
+    this.metrics = deps.metrics;
+    this.persistedHardState = deps.persistedHardState;
+    this.appliedIndex = deps.snapshotIndex;
+    this.snapshotIndex = deps.snapshotIndex;
+    this.confState = this.storage.initialState().confState;
+    this.term = deps.persistedHardState.term;
+    this.commitIndex = deps.persistedHardState.commit;
+    this.requestIds = new RequestIdGenerator(this.id);
+    const random = deps.random ?? ((n: number) => Math.floor(Math.random() * n));
+    const coreLogger = {
+      debug: (message: string, fields?: Record<string, unknown>) => this.logger.debug(fields ?? {}, message),
+      info: (message: string, fields?: Record<string, unknown>) => this.logger.info(fields ?? {}, message),
+      warn: (message: string, fields?: Record<string, unknown>) => this.logger.warn(fields ?? {}, message),
+    };
+    this.raft = new RawNode({
+      id: this.id,
+      electionTicks: this.options.electionTicks,
+      heartbeatTicks: this.options.heartbeatTicks,
+      storage: this.storage,
+      applied: deps.snapshotIndex,
+      maxSizePerMsgBytes: 1024 * 1024,
+      maxInflightMessages: 256,
+      maxInflightBytes: 64 * 1024 * 1024,
+      maxUncommittedEntriesBytes: 64 * 1024 * 1024,
+      maxCommittedSizePerReadyBytes: 16 * 1024 * 1024,
+      checkQuorum: true,
+      preVote: true,
+      readOnlyOption: this.options.readMode === 'lease' ? ReadOnlyOption.LeaseBased : ReadOnlyOption.Safe,
+      random,
+      logger: coreLogger,
+    });
+    this.reads = new ReadBatcher(
+      {
+        issueReadIndex: (context) => {
+          const result = this.raft.readIndex(context);
+          this.scheduleReady();
+          return result.ok ? undefined : refusalError(result.reason);
+        },
+      },
+      Math.max(this.options.tickMs * this.options.electionTicks, 50),
+      `r${this.id}`,
+    );
+  }
+
+  /** Starts the clock and processes whatever the restarted core has ready. */
+  start(): void {
+    this.ticker = setInterval(() => this.tick(), this.options.tickMs);
+    this.ticker.unref?.();
+    this.scheduleReady();
+  }
+
+  /** Stops ticking and fails every pending caller. Does not close the WAL (the owner does). */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.ticker !== undefined) clearInterval(this.ticker);
+    const stoppedError = () => new RaftkvError('stopped');
+    this.writes.rejectAll(stoppedError);
+    this.reads.failAll(stoppedError());
+    for (const wake of this.leaderWaiters) wake();
+    // Let an in-progress Ready finish its I/O so the WAL is not closed under it.
+    const deadline = Date.now() + 5000;
+    while ((this.processing || this.snapshotInFlight !== undefined) && Date.now() < deadline) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.snapshotInFlight !== undefined) await this.snapshotInFlight.catch(() => undefined);
+    }
+  }
+
+  /** Feeds a message from a peer. */
+  step(message: Message): void {
+    if (this.stopped) return;
+    this.raft.step(message);
+    this.scheduleReady();
+  }
+
+  /** The transport could not reach `id`. */
+  reportUnreachable(id: NodeId): void {
+    if (this.stopped) return;
+    this.raft.reportUnreachable(id);
+    this.metrics?.peerSendFailures.inc({ peer: id.toString() });
+  }
+
+  /** The transport finished (or failed) sending a snapshot to `id`. */
+  reportSnapshot(id: NodeId, outcome: 'finish' | 'failure'): void {
+    if (this.stopped) return;
+    this.raft.reportSnapshot(id, outcome);
+    this.scheduleReady();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The backend of the HTTP API (and later the etcd API)
+
+  /** Writes `key` = `value`; resolves once the write is committed AND applied on this node. */
+  async put(key: string, value: Uint8Array): Promise<{ appliedIndex: LogIndex }> {
+    return this.proposeCommand({ op: 'put', key, value });
+  }
+
+  /** Deletes `key`; resolves once applied on this node. */
+  async delete(key: string): Promise<{ appliedIndex: LogIndex }> {
+    return this.proposeCommand({ op: 'delete', key });
+  }
+
+  /** Reads `key`: linearizable (ReadIndex or lease, then wait for apply) or serializable (local). */
+  async get(key: string, consistency: 'linearizable' | 'serializable'): Promise<{ value: Uint8Array | undefined; appliedIndex: LogIndex }> {
+    if (consistency === 'linearizable') await this.linearizableBarrier();
+    const appliedIndex = this.appliedIndex;
+    const value = await this.stateMachine.get(key);
+    return { value, appliedIndex };
+  }
+
+  /**
+   * Waits until this node's state machine reflects every write that completed before the call
+   * (ReadIndex, thesis §6.4). Rejects with 'no-leader' or 'read-timeout'.
+   */
+  async linearizableBarrier(): Promise<void> {
+    const deadline = Date.now() + this.options.requestTimeoutMs;
+    for (;;) {
+      this.assertRunning();
+      try {
+        const index = await withDeadline(this.reads.readIndex(), deadline, () => readTimeoutError(this.options.requestTimeoutMs));
+        const started = Date.now();
+        await withDeadline(this.applied.waitFor(index, this.appliedIndex), deadline, () => readTimeoutError(this.options.requestTimeoutMs));
+        this.metrics?.readIndexSeconds.observe((Date.now() - started) / 1000);
+        return;
+      } catch (error) {
+        if (error instanceof RaftkvError && error.code === 'no-leader' && Date.now() < deadline) {
+          await this.waitForLeader(deadline);
+          continue;
+        }
+        throw error;
+      }
+    }
+  }
+
+  /** Adds member `id` reachable at `peerUrl` (a voter, or a learner). Resolves once applied. */
+  async addMember(id: NodeId, peerUrl: string, options: { learner?: boolean } = {}): Promise<{ appliedIndex: LogIndex }> {
+    if (this.stateMachine.removedIds().has(id)) throw memberIdRemovedError(id);
+    const existing = this.stateMachine.members().get(id);
+    if (existing !== undefined && !(existing.isLearner && options.learner !== true)) {
+      throw memberExistsError(id);
+    }
+    const type = options.learner === true ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode;
+    return this.proposeMembership({ type, nodeId: id, context: new Uint8Array(0) }, peerUrl);
+  }
+
+  /** Removes member `id`. Resolves once applied (on the removed node itself it then shuts down). */
+  async removeMember(id: NodeId): Promise<{ appliedIndex: LogIndex }> {
+    if (this.stateMachine.removedIds().has(id)) throw memberNotFoundError(id);
+    const member = this.stateMachine.members().get(id);
+    if (member === undefined) throw memberNotFoundError(id);
+    const voters = [...this.stateMachine.members().values()].filter((m) => !m.isLearner).length;
+    if (!member.isLearner && voters <= 1) throw lastVoterError(id);
+    return this.proposeMembership({ type: ConfChangeType.RemoveNode, nodeId: id, context: new Uint8Array(0) }, member.peerUrl);
+  }
+
+  /** Hands leadership to `transferee` (thesis §3.10). Resolves once it leads or the deadline passes. */
+  async transferLeadership(transferee: NodeId): Promise<void> {
+    const deadline = Date.now() + this.options.requestTimeoutMs;
+    this.raft.transferLeader(transferee);
+    this.scheduleReady();
+    while (this.leader !== transferee) {
+      if (Date.now() >= deadline) throw timeoutMaybeAppliedError(this.options.requestTimeoutMs);
+      await this.waitForLeaderChange(deadline);
+    }
+  }
+
+  /** A point-in-time view for /-/status and metrics. */
+  status(): NodeStatus {
+    const members = [...this.stateMachine.members()].map(([id, member]) => ({
+      id,
+      peerUrl: member.peerUrl,
+      isLearner: member.isLearner,
+    }));
+    return {
+      id: this.id,
+      role: this.role,
+      leader: this.leader,
+      lastIndex: this.storage.lastIndex(),
+      term: this.term,
+      commitIndex: this.commitIndex,
+      appliedIndex: this.appliedIndex,
+      snapshotIndex: this.snapshotIndex,
+      members,
+      readMode: this.options.readMode,
+    };
+  }
+
+  /** Healthy when a leader is known and this node has not been removed or stopped. */
+  health(): { ok: boolean; reason?: string } {
+    if (this.removed) return { ok: false, reason: 'this node was removed from the cluster' };
+    if (this.stopped) return { ok: false, reason: 'stopped' };
+    if (this.leader === NONE) return { ok: false, reason: 'no leader' };
+    return { ok: true };
+  }
+
+  /** The index of the last entry applied to the state machine. */
+  getAppliedIndex(): LogIndex {
+    return this.appliedIndex;
+  }
+
+  /** The member IDs of the current configuration (voters and learners). */
+  currentConfState(): ConfState {
+    return this.confState;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Proposals
+
+  private async proposeCommand(command: Omit<Command, 'requestId'>): Promise<{ appliedIndex: LogIndex }> {
+    const requestId = this.requestIds.next();
+    const data = encodeCommand({ ...command, requestId } as Command);
+    return this.proposeUntilAccepted(requestId, () => this.raft.propose(data), 'write');
+  }
+
+  private async proposeMembership(change: ConfChange, peerUrl: string): Promise<{ appliedIndex: LogIndex }> {
+    const requestId = this.requestIds.next();
+    const withContext: ConfChange = { ...change, context: encodeMemberContext({ peerUrl, requestId }) };
+    return this.proposeUntilAccepted(requestId, () => this.raft.proposeConfChange(withContext), 'membership');
+  }
+
+  /**
+   * Proposes through `propose`, waiting for a leader when there is none (until the request
+   * deadline), then waits for the entry to be applied. A refusal is 'not-applied' (the write
+   * will never happen); a deadline passed after the proposal was accepted is
+   * 'timeout-maybe-applied' (it may still happen).
+   */
+  private async proposeUntilAccepted(requestId: bigint, propose: () => StepResult, kind: 'write' | 'membership'): Promise<{ appliedIndex: LogIndex }> {
+    const deadline = Date.now() + this.options.requestTimeoutMs;
+    for (;;) {
+      this.assertRunning();
+      const result = propose();
+      if (result.ok) break;
+      if (WAIT_FOR_LEADER_REASONS.has(result.reason) && Date.now() < deadline) {
+        await this.waitForLeader(deadline, result.reason === 'leader-transfer-in-progress');
+        continue;
+      }
+      if (result.reason === 'conf-change-pending' && kind === 'membership' && Date.now() < deadline) {
+        await this.waitForApply(deadline);
+        continue;
+      }
+      this.metrics?.proposals.inc({ outcome: 'not-applied' });
+      throw refusalError(result.reason);
+    }
+    this.scheduleReady();
+    const remainingMs = Math.max(1, deadline - Date.now());
+    const appliedIndex = await this.writes.wait(requestId, remainingMs, () => {
+      this.metrics?.proposals.inc({ outcome: 'timeout' });
+      return timeoutMaybeAppliedError(this.options.requestTimeoutMs);
+    });
+    this.metrics?.proposals.inc({ outcome: 'applied' });
+    return { appliedIndex };
+  }
+
+  /** Waits until a leader is known (or changes, if `mustChange`), or the deadline passes. */
+  private waitForLeader(deadline: number, mustChange = false): Promise<void> {
+    if (!mustChange && this.leader !== NONE) return Promise.resolve();
+    return this.waitForLeaderChange(deadline);
+  }
+
+  private waitForLeaderChange(deadline: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.leaderWaiters.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, Math.max(1, deadline - Date.now()));
+      this.leaderWaiters.add(wake);
+    });
+  }
+
+  private waitForApply(deadline: number): Promise<void> {
+    return withDeadline(this.applied.waitFor(this.appliedIndex + 1, this.appliedIndex), deadline, () => new RaftkvError('conf-change-pending')).catch(() => undefined);
+  }
+
+  private assertRunning(): void {
+    if (this.removed) throw new RaftkvError('removed');
+    if (this.stopped) throw new RaftkvError('stopped');
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The Ready loop
+
+  private tick(): void {
+    if (this.stopped) return;
+    this.raft.tick();
+    this.scheduleReady();
+  }
+
+  private scheduleReady(): void {
+    if (this.readyScheduled || this.processing || this.stopped) return;
+    this.readyScheduled = true;
+    setImmediate(() => {
+      this.readyScheduled = false;
+      void this.processReadies();
+    });
+  }
+
+  private async processReadies(): Promise<void> {
+    if (this.processing) return;
+    this.processing = true;
+    try {
+      while (!this.stopped && this.raft.hasReady()) {
+        const ready = this.raft.ready();
+        await this.handleReady(ready);
+        this.raft.advance();
+      }
+    } catch (error) {
+      this.processing = false;
+      this.fail(error);
+      return;
+    }
+    this.processing = false;
+    if (!this.stopped && this.raft.hasReady()) this.scheduleReady();
+  }
+
+  private async handleReady(ready: Ready): Promise<void> {
+    if (ready.softState !== undefined) this.onSoftState(ready.softState.lead, ready.softState.role);
+    if (ready.hardState !== undefined) {
+      if (ready.hardState.term !== this.term) this.metrics?.term.set(ready.hardState.term);
+      this.term = ready.hardState.term;
+      this.commitIndex = ready.hardState.commit;
+    }
+
+    // A leader whose term and vote are already durable may send before its own fsync.
+    const sendEarly =
+      this.role === Role.Leader &&
+      (ready.hardState === undefined ||
+        (ready.hardState.term === this.persistedHardState.term && ready.hardState.vote === this.persistedHardState.vote));
+    if (sendEarly) this.send(ready.messages);
+
+    if (ready.snapshot !== undefined) {
+      // The snapshot file was saved and verified on receipt; its marker follows it (etcd#12691).
+      await this.wal.saveSnapshotMarker({ index: ready.snapshot.metadata.index, term: ready.snapshot.metadata.term });
+    }
+    if (ready.hardState !== undefined || ready.entries.length > 0) {
+      const started = process.hrtime.bigint();
+      await this.wal.save(ready.hardState, ready.entries, ready.mustSync);
+      if (ready.mustSync) this.metrics?.fsyncSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+          }
+    if (ready.snapshot !== undefined) this.storage.applySnapshot(ready.snapshot);
+    if (ready.hardState !== undefined) {
+      this.storage.setHardState(ready.hardState);
+      this.persistedHardState = ready.hardState;
+    }
+    if (ready.entries.length > 0) this.storage.append(ready.entries);
+
+    if (!sendEarly) this.send(ready.messages);
+
+    if (ready.snapshot !== undefined) await this.installSnapshot(ready.snapshot);
+    for (const readState of ready.readStates) this.reads.onReadState(readState);
+    for (const rejected of ready.rejectedProposals) this.onRejectedProposals(rejected.entries, rejected.reason);
+    if (ready.committedEntries.length > 0) await this.applyEntries(ready.committedEntries);
+    this.maybeSnapshot();
+  }
+
+  private send(messages: readonly Message[]): void {
+    if (messages.length > 0) this.transport.send(messages);
+  }
+
+  private onSoftState(lead: NodeId, role: Role): void {
+    const leaderChanged = lead !== this.leader;
+    if (leaderChanged) {
+      this.logger.info({ leader: lead.toString(), term: this.term, role }, lead === NONE ? 'lost the leader' : 'leader elected');
+      this.metrics?.leaderChanges.inc();
+    }
+    if (role !== this.role) this.logger.info({ from: this.role, to: role }, 'role changed');
+    this.leader = lead;
+    this.role = role;
+    this.metrics?.isLeader.set(role === Role.Leader ? 1 : 0);
+    if (leaderChanged) {
+      for (const wake of [...this.leaderWaiters]) wake();
+    }
+  }
+
+  private onRejectedProposals(entries: readonly Entry[], reason: RejectReason): void {
+    for (const entry of entries) {
+      const requestId = this.requestIdOf(entry);
+      if (requestId !== undefined) this.writes.reject(requestId, refusalError(reason));
+    }
+  }
+
+  private requestIdOf(entry: Entry): bigint | undefined {
+    if (entry.type === EntryType.ConfChange) {
+      const change = decodeConfChange(entry.data);
+      if (!isDecoded(change)) return undefined;
+      return decodeMemberContext(change.context)?.requestId;
+    }
+    if (entry.data.length === 0) return undefined;
+    const decoded = decodeCommand(entry.data);
+    return decoded.ok ? decoded.command.requestId : undefined;
+  }
+
+  private async installSnapshot(snapshot: Snapshot): Promise<void> {
+    if (this.snapshotInFlight !== undefined) await this.snapshotInFlight.catch(() => undefined);
+    this.logger.info({ index: snapshot.metadata.index, term: snapshot.metadata.term }, 'restoring state machine from snapshot');
+    await this.snapshots.restore(snapshot);
+    this.confState = snapshot.metadata.confState;
+    this.syncPeersWithMembers();
+    this.appliedIndex = snapshot.metadata.index;
+    this.snapshotIndex = snapshot.metadata.index;
+    this.applied.onApplied(this.appliedIndex);
+    this.metrics?.snapshots.inc({ event: 'received' });
+  }
+
+  /**
+   * Applies committed entries: conf changes go to the core at once (in log order), everything
+   * goes to the state machine in ONE batch with the new applied index. Entries the state machine
+   * already holds (at or below its durable applied index, replayed after a restart) are skipped
+   * there but conf changes still reach the core.
+   */
+  private async applyEntries(entries: readonly Entry[]): Promise<void> {
+    const durableApplied = this.stateMachine.appliedIndex();
+    const batch: Array<{ index: LogIndex; commands: Command[]; members?: MemberChange[] }> = [];
+    const resolved: Array<[bigint, LogIndex]> = [];
+    const refused: Array<[bigint, LogIndex]> = [];
+    const peerChanges: Array<() => void> = [];
+    let removedSelf = false;
+
+    for (const entry of entries) {
+      const fresh = entry.index > durableApplied;
+      if (entry.type === EntryType.ConfChange) {
+        const change = decodeConfChange(entry.data);
+        if (!isDecoded(change)) throw new Error(`assertion failed: undecodable conf change at index ${entry.index}`);
+        const context = decodeMemberContext(change.context);
+        const before = this.confState;
+        const after = this.raft.applyConfChange(change);
+        this.confState = after;
+        const tookEffect = !sameConfState(before, after);
+        const memberChange = tookEffect ? this.memberChangeFor(change, context?.peerUrl) : undefined;
+        if (fresh) batch.push({ index: entry.index, commands: [], members: memberChange ? [memberChange] : [] });
+        if (memberChange !== undefined) {
+          peerChanges.push(() => this.applyPeerChange(memberChange));
+          if (memberChange.kind === 'remove' && memberChange.id === this.id) removedSelf = true;
+        }
+        if (context !== undefined) (tookEffect ? resolved : refused).push([context.requestId, entry.index]);
+        this.logger.info({ index: entry.index, change: ConfChangeType[change.type], node: change.nodeId.toString(), tookEffect }, 'membership change applied');
+      } else if (entry.data.length === 0) {
+        if (fresh) batch.push({ index: entry.index, commands: [] });
+      } else {
+        const decoded = decodeCommand(entry.data);
+        if (!decoded.ok) throw new Error(`assertion failed: undecodable command at index ${entry.index} (${decoded.reason})`);
+        if (fresh) batch.push({ index: entry.index, commands: [decoded.command] });
+        resolved.push([decoded.command.requestId, entry.index]);
+      }
+    }
+
+    if (batch.length > 0) await this.stateMachine.applyEntries(batch);
+    const last = entries[entries.length - 1];
+    if (last !== undefined) this.appliedIndex = last.index;
+    this.metrics?.appliedIndex.set(this.appliedIndex);
+    for (const change of peerChanges) change();
+    for (const [requestId, index] of resolved) this.writes.resolve(requestId, index);
+    for (const [requestId] of refused) this.writes.reject(requestId, notAppliedError('conf-change-invalid'));
+    this.applied.onApplied(this.appliedIndex);
+    if (removedSelf) this.onRemoved();
+  }
+
+  private memberChangeFor(change: ConfChange, peerUrl: string | undefined): MemberChange {
+    const url = this.options.flagPeerUrls.get(change.nodeId) ?? peerUrl ?? this.stateMachine.members().get(change.nodeId)?.peerUrl ?? '';
+    switch (change.type) {
+      case ConfChangeType.AddNode:
+        return this.stateMachine.members().get(change.nodeId)?.isLearner === true
+          ? { kind: 'promote', id: change.nodeId, peerUrl: url }
+          : { kind: 'add', id: change.nodeId, peerUrl: url };
+      case ConfChangeType.AddLearnerNode:
+        return { kind: 'add-learner', id: change.nodeId, peerUrl: url };
+      case ConfChangeType.RemoveNode:
+        return { kind: 'remove', id: change.nodeId };
+    }
+  }
+
+  private applyPeerChange(change: MemberChange): void {
+    if (change.id === this.id) return;
+    if (change.kind === 'remove') this.transport.removePeer(change.id);
+    else if (change.peerUrl !== undefined && change.peerUrl !== '') this.transport.addPeer(change.id, change.peerUrl);
+  }
+
+  /** Makes the transport know every current member (after a snapshot replaced the membership). */
+  syncPeersWithMembers(): void {
+    for (const [id, member] of this.stateMachine.members()) {
+      if (id === this.id) continue;
+      const url = this.options.flagPeerUrls.get(id) ?? member.peerUrl;
+      if (url !== '') this.transport.addPeer(id, url);
+    }
+    for (const id of this.stateMachine.removedIds()) this.transport.removePeer(id);
+  }
+
+  private onRemoved(): void {
+    if (this.removed) return;
+    this.removed = true;
+    this.logger.warn({}, 'this node was removed from the cluster; shutting down');
+    this.writes.rejectAll(() => new RaftkvError('removed'));
+    this.reads.failAll(new RaftkvError('removed'));
+    this.emit('removed');
+  }
+
+  private maybeSnapshot(): void {
+    if (this.snapshotInFlight !== undefined || this.stopped) return;
+    if (this.appliedIndex - this.snapshotIndex < this.options.snapshotCount) return;
+    const index = this.appliedIndex;
+    const term = this.storage.term(index);
+    if (typeof term !== 'number') return;
+    const confState = this.confState;
+    this.snapshotInFlight = (async () => {
+      const started = Date.now();
+      // The state machine image is pinned at `index` synchronously inside create().
+      const data = await this.snapshots.create(index, term, confState);
+      await this.wal.saveSnapshotMarker({ index, term });
+      const created = this.storage.createSnapshot(index, confState, data);
+      if (typeof created === 'string') {
+        this.logger.warn({ index, outcome: created }, 'snapshot not installed in the log storage');
+        return;
+      }
+      this.snapshotIndex = index;
+      const compactIndex = Math.max(1, index - this.options.snapshotCatchUpEntries);
+      if (compactIndex > this.storage.firstIndex()) this.storage.compact(compactIndex);
+      await this.wal.releaseTo(index);
+      await this.snapshots.release(index);
+      this.metrics?.snapshots.inc({ event: 'created' });
+      this.logger.info({ index, term, durationMs: Date.now() - started }, 'snapshot saved; log compacted');
+    })()
+      .catch((error: unknown) => this.fail(error))
+      .finally(() => {
+        this.snapshotInFlight = undefined;
+      });
+  }
+
+  private fail(error: unknown): void {
+    if (this.stopped) return;
+    this.logger.fatal({ err: error }, 'fatal error in the Ready loop (WAL, snapshot or apply); the process must restart and recover from disk');
+    this.stopped = true;
+    if (this.ticker !== undefined) clearInterval(this.ticker);
+    this.emit('fatal', error);
+  }
+}
+
+function refusalError(reason: RejectReason): RaftkvError {
+  switch (reason) {
+    case 'no-leader':
+    case 'leader-transfer-in-progress':
+      return new RaftkvError('no-leader', { details: { reason } });
+    case 'conf-change-pending':
+      return new RaftkvError('conf-change-pending');
+    case 'removed-node':
+      return new RaftkvError('member-id-removed');
+    default:
+      return notAppliedError(reason);
+  }
+}
+
+function withDeadline<T>(promise: Promise<T>, deadline: number, onTimeout: () => Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(onTimeout()), Math.max(1, deadline - Date.now()));
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
+
+function sameConfState(a: ConfState, b: ConfState): boolean {
+  const same = (x: readonly NodeId[], y: readonly NodeId[]) => x.length === y.length && x.every((id) => y.includes(id));
+  return same(a.voters, b.voters) && same(a.learners, b.learners) && same(a.removed, b.removed);
+}
+
+function isDecoded(value: ConfChange | { ok: false } | unknown): value is ConfChange {
+  return typeof value === 'object' && value !== null && 'nodeId' in value && 'type' in value;
+}
