@@ -4,7 +4,8 @@
  * ```
  * meta key   = 0x00 | name (ASCII)            value = u64
  *   names: "applied" (Raft applied index), "revision" (current main revision),
- *          "compact" (compact revision), "compact-finished" (history <= this is physically gone)
+ *          "compact" (compact revision), "compact-finished" (history <= this is physically gone),
+ *          "restoring" (present only while a snapshot restore is in progress)
  * record key = 0x01 | main u64 | sub u32       value = record
  * record     = format u8 (1) | flags u8 (bit 0: tombstone) | create_revision u64 | version u64
  *            | lease i64 | key length u32 | key | value (the rest)
@@ -25,7 +26,7 @@ const RECORD_KEY_BYTES = 1 + 8 + 4;
 const RECORD_HEADER_BYTES = 1 + 1 + 8 + 8 + 8 + 4;
 
 /** Names of the meta values. */
-export type MetaName = 'applied' | 'revision' | 'compact' | 'compact-finished';
+export type MetaName = 'applied' | 'revision' | 'compact' | 'compact-finished' | 'restoring';
 
 /** The level key of a meta value. */
 export function metaKey(name: MetaName): Buffer {

@@ -235,7 +235,7 @@ function handleAppendResponse(r: Raft, m: Message, progress: Progress): void {
       break;
   }
   if (maybeCommit(r)) afterCommit(r);
-  else if (wasPaused) maybeSendAppend(r, m.from, false);
+  else if (wasPaused) maybeSendAppend(r, m.from, true);
   while (maybeSendAppend(r, m.from, false));
   if (m.from === r.leadTransferee && progress.match === r.log.lastIndex()) {
     r.logger.info('raft: transferee caught up, sending MsgTimeoutNow', { id: r.id, transferee: m.from });

@@ -388,7 +388,11 @@ export class Raft {
       this.logger.debug('raft: not promotable, not campaigning', { id: this.id });
       return;
     }
-    if (this.hasUnappliedConfChanges()) {
+    // A committed but unapplied conf change means our view of the configuration is stale; wait
+    // for it (as etcd does). A transfer campaign may go ahead: single-server changes keep every
+    // majority of the old and new configurations overlapping (thesis §4.1), and the leader that
+    // sent MsgTimeoutNow has just committed (possibly its own removal).
+    if (kind !== 'transfer' && this.hasUnappliedConfChanges()) {
       this.logger.info('raft: not campaigning while conf changes are committed but unapplied', { id: this.id });
       return;
     }

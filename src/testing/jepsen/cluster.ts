@@ -337,6 +337,32 @@ export class Cluster {
     if (options.removeRunDirectory) fs.rmSync(this.runDirectory, { recursive: true, force: true });
   }
 
+  /** The data directory of node `id` (for tests that damage or inspect its files). */
+  dataDirectoryOf(id: number): string {
+    return this.node(id).dataDirectory;
+  }
+
+  /** How node `id` last exited ('exit code 0', 'signal SIGKILL'), or undefined while it runs. */
+  exitDescriptionOf(id: number): string | undefined {
+    return this.node(id).exitDescription;
+  }
+
+  /** Everything node `id` has logged so far, across restarts. */
+  logOf(id: number): string {
+    const file = this.node(id).logFile;
+    return fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+  }
+
+  /** Sends SIGTERM to node `id` and waits until it has exited (a clean shutdown). */
+  async terminate(id: number, timeoutMs: number): Promise<void> {
+    const node = this.node(id);
+    const child = node.process;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    await waitUntil(() => child.exitCode !== null || child.signalCode !== null, { timeoutMs, description: `node ${id} to exit after SIGTERM` });
+    node.state = 'exited';
+  }
+
   private node(id: number): NodeRecord {
     const node = this.nodes.get(id);
     if (node === undefined) throw new Error(`no node ${id}`);
@@ -434,7 +460,7 @@ export class Cluster {
         }
         return false;
       },
-      { timeoutMs, intervalMs: 200, description: `${method} /${id} to be applied (last answer: ${lastAnswer})` },
+      { timeoutMs, intervalMs: 200, description: `${method} /${id} to be applied` },
     ).catch((error: unknown) => {
       throw new Error(`${(error as Error).message}; last answer: ${lastAnswer}`);
     });

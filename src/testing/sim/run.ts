@@ -153,6 +153,7 @@ export function buildRun(options: RunOptions): { simulator: Simulator; workload:
     readyCrashProbability: faults.has('ready-crash') ? 0.003 : 0,
     snapshotFailureProbability: faults.has('snapshot-failure') ? 0.2 : 0,
     unreachableReportProbability: faults.has('unreachable') ? 0.3 : 0,
+    tornSnapshotWrites: faults.has('torn-snapshot-write'),
   };
   if (faults.has('skew')) for (const node of simulator.nodes.values()) node.tickRate = prng.between(50, 100) / 100;
   const workload = new Workload(simulator, prng.fork(), faults);

@@ -121,6 +121,12 @@ export interface FaultSettings {
   snapshotFailureProbability: number;
   /** Chance that a message dropped by a partition is reported unreachable to its sender. */
   unreachableReportProbability: number;
+  /**
+   * Whether a crash may fall between persisting Ready.snapshot and persisting Ready.hardState.
+   * When false the snapshot, entries and hard state of one Ready are written atomically (one
+   * WAL batch); see docs/sim-findings.md finding 1.
+   */
+  tornSnapshotWrites?: boolean;
 }
 
 const decoder = new TextDecoder();
@@ -450,7 +456,10 @@ export class Simulator {
     const ready = raw.ready();
     this.counters.readies++;
     const id = node.id;
-    const crashAt: ReadyCrashPoint | undefined = this.prng.chance(this.faults.readyCrashProbability) ? this.prng.pick(READY_CRASH_POINTS) : undefined;
+    let crashAt: ReadyCrashPoint | undefined = this.prng.chance(this.faults.readyCrashProbability) ? this.prng.pick(READY_CRASH_POINTS) : undefined;
+    if (ready.snapshot !== undefined && this.faults.tornSnapshotWrites !== true && (crashAt === 'after-snapshot' || crashAt === 'after-entries')) {
+      crashAt = 'after-persist';
+    }
     if (ready.hardState !== undefined) node.term = ready.hardState.term;
     let becameLeader = false;
     if (ready.softState !== undefined) {

@@ -1,0 +1,232 @@
+/**
+ * The snapshot image of the MVCC store: its whole durable state (meta, every kept history record)
+ * as a stream of checksummed frames, produced by `MvccStore.writeSnapshot` and consumed by
+ * `MvccStore.restoreSnapshot`. The key index is not in the image: it is rebuilt from the records,
+ * exactly as at open.
+ *
+ * Format, version 1 (all integers big-endian):
+ * ```
+ * image   = header frame* end-frame
+ * header  = magic "raftkvmv" (8 bytes) | version u32 (1) | applied index u64 | revision u64
+ *         | compact revision u64
+ * frame   = kind u8 | payload length u32 | CRC-32 of payload u32 | payload
+ *   kind 1, records: (record key length u16 | record key | record length u32 | record)+
+ *           record key and record exactly as stored in level (record-codec.ts)
+ *   kind 2, end:     record count u64 | SHA-256 (32 bytes) of every image byte before this frame
+ * ```
+ * Records appear in strictly ascending record-key (revision) order. The CRC catches a damaged
+ * frame as soon as it arrives; the count and digest catch lost, repeated or reordered frames and
+ * truncation. Nothing may follow the end frame. Every violation is a {@link MvccSnapshotImageError}.
+ */
+import { createHash } from 'node:crypto';
+import { crc32 } from 'node:zlib';
+import type { LogIndex } from '../raft/types';
+import { decodeRecord, decodeRecordKey } from './record-codec';
+import type { Revision } from './types';
+
+/** Current image format version. */
+export const MVCC_SNAPSHOT_IMAGE_VERSION = 1;
+const MAGIC = Buffer.from('raftkvmv', 'ascii');
+const HEADER_BYTES = 8 + 4 + 8 + 8 + 8;
+const FRAME_HEADER_BYTES = 1 + 4 + 4;
+const FRAME_TARGET_BYTES = 64 * 1024;
+const FRAME_PAYLOAD_MAX_BYTES = 256 * 1024 * 1024;
+const KIND_RECORDS = 1;
+const KIND_END = 2;
+const END_PAYLOAD_BYTES = 8 + 32;
+
+/** The meta values carried by the image header. */
+export interface SnapshotImageHeader {
+  readonly appliedIndex: LogIndex;
+  readonly revision: Revision;
+  readonly compactRevision: Revision;
+}
+
+/** Why an image was refused. Stable strings. */
+export type MvccSnapshotImageErrorReason =
+  | 'bad-magic'
+  | 'unknown-version'
+  | 'truncated'
+  | 'frame-too-large'
+  | 'checksum-mismatch'
+  | 'malformed-record'
+  | 'out-of-order'
+  | 'count-mismatch'
+  | 'digest-mismatch'
+  | 'trailing-bytes'
+  | 'index-mismatch';
+
+/** An image failed validation; `reason` is stable. */
+export class MvccSnapshotImageError extends Error {
+  /** Stable code of the failure. */
+  readonly reason: MvccSnapshotImageErrorReason;
+
+  constructor(reason: MvccSnapshotImageErrorReason, detail: string) {
+    super(`mvcc snapshot image rejected (${reason}): ${detail}`);
+    this.name = 'MvccSnapshotImageError';
+    this.reason = reason;
+  }
+}
+
+/**
+ * Encodes an image from `header` and the store's records (level record keys and values, in
+ * ascending key order). The record source is consumed lazily and closed at the end.
+ */
+export async function* writeSnapshotImage(
+  header: SnapshotImageHeader,
+  records: AsyncIterable<[Buffer, Buffer]> & { close(): Promise<void> },
+): AsyncGenerator<Uint8Array> {
+  const digest = createHash('sha256');
+  const emit = (bytes: Buffer): Buffer => {
+    digest.update(bytes);
+    return bytes;
+  };
+  const head = Buffer.allocUnsafe(HEADER_BYTES);
+  MAGIC.copy(head, 0);
+  head.writeUInt32BE(MVCC_SNAPSHOT_IMAGE_VERSION, 8);
+  head.writeBigUInt64BE(BigInt(header.appliedIndex), 12);
+  head.writeBigUInt64BE(BigInt(header.revision), 20);
+  head.writeBigUInt64BE(BigInt(header.compactRevision), 28);
+  yield emit(head);
+  let parts: Buffer[] = [];
+  let partBytes = 0;
+  let count = 0n;
+  try {
+    for await (const [key, value] of records) {
+      const prefix = Buffer.allocUnsafe(2);
+      prefix.writeUInt16BE(key.length);
+      const length = Buffer.allocUnsafe(4);
+      length.writeUInt32BE(value.length);
+      parts.push(prefix, key, length, value);
+      partBytes += 2 + key.length + 4 + value.length;
+      count += 1n;
+      if (partBytes >= FRAME_TARGET_BYTES) {
+        yield emit(frame(KIND_RECORDS, Buffer.concat(parts, partBytes)));
+        parts = [];
+        partBytes = 0;
+      }
+    }
+  } finally {
+    await records.close();
+  }
+  if (partBytes > 0) yield emit(frame(KIND_RECORDS, Buffer.concat(parts, partBytes)));
+  const end = Buffer.allocUnsafe(END_PAYLOAD_BYTES);
+  end.writeBigUInt64BE(count, 0);
+  digest.digest().copy(end, 8);
+  yield frame(KIND_END, end);
+}
+
+function frame(kind: number, payload: Buffer): Buffer {
+  const head = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+  head[0] = kind;
+  head.writeUInt32BE(payload.length, 1);
+  head.writeUInt32BE(crc32(payload), 5);
+  return Buffer.concat([head, payload]);
+}
+
+/** Accumulates chunks and hands out exact byte counts. */
+class ByteReader {
+  private buffered: Buffer[] = [];
+  private bufferedBytes = 0;
+  private done = false;
+
+  constructor(private readonly source: AsyncIterator<Uint8Array>) {}
+
+  /** Exactly `count` bytes, or undefined at a clean end of stream before the first byte. */
+  async read(count: number): Promise<Buffer | undefined> {
+    while (this.bufferedBytes < count && !this.done) {
+      const next = await this.source.next();
+      if (next.done === true) this.done = true;
+      else {
+        const chunk = Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength);
+        this.buffered.push(chunk);
+        this.bufferedBytes += chunk.length;
+      }
+    }
+    if (this.bufferedBytes === 0 && count > 0) return undefined;
+    if (this.bufferedBytes < count) throw new MvccSnapshotImageError('truncated', `wanted ${count} bytes, stream ended after ${this.bufferedBytes}`);
+    const all = this.buffered.length === 1 ? this.buffered[0]! : Buffer.concat(this.buffered, this.bufferedBytes);
+    const result = all.subarray(0, count);
+    const rest = all.subarray(count);
+    this.buffered = rest.length > 0 ? [rest] : [];
+    this.bufferedBytes = rest.length;
+    return result;
+  }
+}
+
+/**
+ * Decodes and validates an image, handing batches of records (level key, value) to `write` in
+ * order as they arrive, and returns the header once the end frame checked out. `expectedIndex`
+ * must equal the image's applied index.
+ */
+export async function readSnapshotImage(
+  chunks: AsyncIterable<Uint8Array>,
+  expectedIndex: LogIndex,
+  write: (records: Array<[Buffer, Buffer]>) => Promise<void>,
+): Promise<SnapshotImageHeader> {
+  const reader = new ByteReader(chunks[Symbol.asyncIterator]());
+  const digest = createHash('sha256');
+  const head = await reader.read(HEADER_BYTES);
+  if (head === undefined) throw new MvccSnapshotImageError('truncated', 'empty image');
+  if (!head.subarray(0, 8).equals(MAGIC)) throw new MvccSnapshotImageError('bad-magic', 'not an MVCC snapshot image');
+  const version = head.readUInt32BE(8);
+  if (version !== MVCC_SNAPSHOT_IMAGE_VERSION) throw new MvccSnapshotImageError('unknown-version', `version ${version}`);
+  const header: SnapshotImageHeader = {
+    appliedIndex: Number(head.readBigUInt64BE(12)),
+    revision: Number(head.readBigUInt64BE(20)),
+    compactRevision: Number(head.readBigUInt64BE(28)),
+  };
+  if (header.appliedIndex !== expectedIndex) {
+    throw new MvccSnapshotImageError('index-mismatch', `image applied index ${header.appliedIndex}, expected ${expectedIndex}`);
+  }
+  digest.update(head);
+  let count = 0n;
+  let lastKey: Buffer | undefined;
+  for (;;) {
+    const frameHead = await reader.read(FRAME_HEADER_BYTES);
+    if (frameHead === undefined) throw new MvccSnapshotImageError('truncated', 'no end frame');
+    const kind = frameHead[0]!;
+    const length = frameHead.readUInt32BE(1);
+    if (length > FRAME_PAYLOAD_MAX_BYTES) throw new MvccSnapshotImageError('frame-too-large', `${length} bytes`);
+    const payload = length === 0 ? Buffer.alloc(0) : await reader.read(length);
+    if (payload === undefined) throw new MvccSnapshotImageError('truncated', 'frame payload missing');
+    if (crc32(payload) !== frameHead.readUInt32BE(5)) throw new MvccSnapshotImageError('checksum-mismatch', 'frame CRC');
+    if (kind === KIND_END) {
+      if (payload.length !== END_PAYLOAD_BYTES) throw new MvccSnapshotImageError('malformed-record', 'end frame size');
+      if (payload.readBigUInt64BE(0) !== count) throw new MvccSnapshotImageError('count-mismatch', `${count} records, end frame says ${payload.readBigUInt64BE(0)}`);
+      if (!payload.subarray(8).equals(digest.digest())) throw new MvccSnapshotImageError('digest-mismatch', 'image digest');
+      if ((await reader.read(1)) !== undefined) throw new MvccSnapshotImageError('trailing-bytes', 'bytes after the end frame');
+      return header;
+    }
+    if (kind !== KIND_RECORDS) throw new MvccSnapshotImageError('malformed-record', `frame kind ${kind}`);
+    digest.update(frameHead);
+    digest.update(payload);
+    const records: Array<[Buffer, Buffer]> = [];
+    let offset = 0;
+    while (offset < payload.length) {
+      if (offset + 2 > payload.length) throw new MvccSnapshotImageError('malformed-record', 'key length');
+      const keyLength = payload.readUInt16BE(offset);
+      offset += 2;
+      if (offset + keyLength + 4 > payload.length) throw new MvccSnapshotImageError('malformed-record', 'key');
+      const key = Buffer.from(payload.subarray(offset, offset + keyLength));
+      offset += keyLength;
+      const valueLength = payload.readUInt32BE(offset);
+      offset += 4;
+      if (offset + valueLength > payload.length) throw new MvccSnapshotImageError('malformed-record', 'value');
+      const value = Buffer.from(payload.subarray(offset, offset + valueLength));
+      offset += valueLength;
+      try {
+        const { main } = decodeRecordKey(key);
+        decodeRecord(value, main);
+        if (main > header.revision) throw new Error(`record at ${main} beyond revision ${header.revision}`);
+      } catch (error) {
+        throw new MvccSnapshotImageError('malformed-record', (error as Error).message);
+      }
+      if (lastKey !== undefined && Buffer.compare(lastKey, key) >= 0) throw new MvccSnapshotImageError('out-of-order', 'record keys not ascending');
+      lastKey = key;
+      records.push([key, value]);
+      count += 1n;
+    }
+    await write(records);
+  }
+}

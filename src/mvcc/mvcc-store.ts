@@ -1,0 +1,776 @@
+/**
+ * The MVCC key-value store: etcd's mvcc "kvstore" semantics, persistent in level, designed as the
+ * node's state machine for the etcd v3 API (see docs/MVCC.md).
+ *
+ * Data model: one global main revision, +1 per write transaction that changes something (a Put, a
+ * DeleteRange that deletes at least one key, a Txn with such writes); inside a transaction every
+ * write gets the next sub-revision, so events of one transaction are ordered. Each key has
+ * create_revision, mod_revision, version (reset by deletion) and lease. History is kept until
+ * compaction; reads at a past revision see the store as it was.
+ *
+ * Applying (through Raft, like src/kv's KvStore): {@link MvccStore.applyBatch} applies committed
+ * entries in log order. Every level batch carries the Raft applied index in the SAME batch as the
+ * data, and entries at or below the durable applied index are skipped, so re-applying after a
+ * crash is idempotent. THE CALLER MUST NOT start an apply (or a snapshot restore) before the
+ * previous one settled; reads may run at any time.
+ *
+ * Visibility: an apply changes the in-memory index at once but publishes the new revision to
+ * readers only AFTER its level batch is durable, so a reader never sees a write that a crash could
+ * lose, and never needs a record that is not on disk yet. Subscribers (the watch hub) are told
+ * about each revision's events after the same point, in revision order.
+ *
+ * Storage: records keyed by revision (record-codec.ts) hold every version; the key index
+ * (key-index.ts) maps keys to their revisions and caches each live key's current value, so reads
+ * at the current revision never touch the disk and reads in the past fetch records by revision.
+ *
+ * Failures: expected outcomes are {@link MvccOutcome} values with etcd's errors (errors.ts). A
+ * level failure is fatal: the promise rejects and the caller must crash and recover from disk.
+ */
+import { Level } from 'level';
+import type { LogIndex } from '../raft/types';
+import { assert, failure, success, type MvccOutcome } from './errors';
+import { KeyIndex, pointerAt, pointerBefore, type CurrentValue, type KeyEntry, type RevisionPointer } from './key-index';
+import { fromKeyString, rangeContains, resolveRange, toKeyString, type KeyRange, type KeyString } from './key-range';
+import {
+  decodeRecord,
+  decodeRecordKey,
+  decodeUint64,
+  encodeRecord,
+  encodeUint64,
+  metaKey,
+  recordKey,
+  recordKeyLowerBound,
+  RECORD_PREFIX,
+  type MetaName,
+} from './record-codec';
+import { evaluateCompare, fetchLimit, finishRange } from './range-rules';
+import {
+  EventType,
+  NO_LEASE,
+  type CompactionResponse,
+  type Compare,
+  type DeleteRangeRequest,
+  type DeleteRangeResponse,
+  type KeyValue,
+  type LeaseId,
+  type MvccEvent,
+  type MvccWriteRequest,
+  type MvccWriteResponse,
+  type PutRequest,
+  type PutResponse,
+  type RangeRequest,
+  type RangeResponse,
+  type RequestOp,
+  type ResponseOp,
+  type Revision,
+  type TxnRequest,
+  type TxnResponse,
+} from './types';
+import { MAX_TXN_OPERATIONS_DEFAULT, validateDeleteRangeRequest, validatePutRequest, validateRangeRequest, validateTxnRequest } from './validate';
+import { readSnapshotImage, writeSnapshotImage, type SnapshotImageHeader } from './mvcc-snapshot-image';
+
+/** Options of {@link MvccStore.open}. */
+export interface MvccStoreOptions {
+  /** etcd --max-txn-ops (default 128); MUST be equal on every replica. */
+  readonly maxTxnOperations?: number;
+  /**
+   * Whether a lease exists (the lessor's lookup). Puts with an unknown lease fail with
+   * 'lease-not-found'. Absent: every lease is accepted (no lessor wired yet).
+   */
+  readonly leaseExists?: (lease: LeaseId) => boolean;
+  /** Records deleted per level batch by physical compaction (default 10,000). */
+  readonly compactionBatchRecords?: number;
+}
+
+/** One committed Raft entry to apply; `request` undefined = an entry with no MVCC effect. */
+export interface ApplyInput {
+  readonly index: LogIndex;
+  readonly request?: MvccWriteRequest;
+}
+
+/** What applying one entry produced. */
+export type ApplyResult =
+  /** The entry was at or below the durable applied index: already applied before a restart. */
+  | { readonly index: LogIndex; readonly skipped: true }
+  | {
+      readonly index: LogIndex;
+      readonly skipped: false;
+      /** undefined for an entry without a request. */
+      readonly outcome: MvccOutcome<MvccWriteResponse> | undefined;
+      /** Events of this entry, in (revision, sub-revision) order; empty if nothing changed. */
+      readonly events: readonly MvccEvent[];
+    };
+
+/** Called once per revision that changed something, in revision order, after it is durable. */
+export type RevisionListener = (revision: Revision, events: readonly MvccEvent[]) => void;
+
+/** A chunk of history read by {@link MvccStore.history}. */
+export interface HistoryChunk {
+  /** Events with revision in [fromRevision, throughRevision], in order. */
+  readonly events: readonly MvccEvent[];
+  /** The last revision fully covered by `events` (>= fromRevision - 1). */
+  readonly throughRevision: Revision;
+}
+
+/** A pointer to a version of a key, found in the index. */
+interface Located {
+  readonly entry: KeyEntry;
+  readonly pointer: RevisionPointer;
+}
+
+const EMPTY = Buffer.alloc(0);
+const DEFAULT_COMPACTION_BATCH_RECORDS = 10_000;
+
+/** The MVCC store. Create with {@link MvccStore.open}. */
+export class MvccStore {
+  private readonly index = new KeyIndex();
+  /** Raft applied index, durable. */
+  private applied: LogIndex = 0;
+  /** Latest applied revision (in memory; may run ahead of `visible` during an apply). */
+  private revision: Revision = 0;
+  /** Latest durable revision: what readers see. */
+  private visible: Revision = 0;
+  private compacted: Revision = 0;
+  private compactionFinished: Revision = 0;
+  private applying = false;
+  private closed = false;
+  /** Records staged in the level batch of the apply in progress, by record key (hex). */
+  private readonly pending = new Map<string, Buffer>();
+  /** Bumped by snapshot restore; a reader that straddles one answers 'compacted'. */
+  private generation = 0;
+  private physicalCompaction: Promise<void> = Promise.resolve();
+  private readonly listeners = new Set<RevisionListener>();
+  private readonly restoreListeners = new Set<() => void>();
+  private readonly maxTxnOperations: number;
+  private readonly compactionBatchRecords: number;
+
+  private constructor(
+    private readonly db: Level<Buffer, Buffer>,
+    private readonly options: MvccStoreOptions,
+  ) {
+    this.maxTxnOperations = options.maxTxnOperations ?? MAX_TXN_OPERATIONS_DEFAULT;
+    this.compactionBatchRecords = options.compactionBatchRecords ?? DEFAULT_COMPACTION_BATCH_RECORDS;
+  }
+
+  /**
+   * Opens (or creates) the store in `directory` and rebuilds the key index from level. An
+   * interrupted snapshot restore leaves an empty store (applied index 0), so the runtime restores
+   * the snapshot again; an interrupted physical compaction is resumed in the background.
+   */
+  static async open(directory: string, options: MvccStoreOptions = {}): Promise<MvccStore> {
+    const db = new Level<Buffer, Buffer>(directory, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    await db.open();
+    const store = new MvccStore(db, options);
+    await store.load();
+    return store;
+  }
+
+  /** The Raft index of the last applied entry (durable). */
+  appliedIndex(): LogIndex {
+    return this.applied;
+  }
+
+  /** The current revision, as readers see it (durable). */
+  currentRevision(): Revision {
+    return this.visible;
+  }
+
+  /** The compact revision: reads below it answer 'compacted'. */
+  compactRevision(): Revision {
+    return this.compacted;
+  }
+
+  /** Number of keys with kept history (for metrics). */
+  indexedKeyCount(): number {
+    return this.index.size;
+  }
+
+  /** Registers a listener for applied revisions; returns its removal. */
+  subscribe(listener: RevisionListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Registers a listener called after a snapshot restore replaced the whole store (history may
+   * have jumped); returns its removal.
+   */
+  subscribeRestore(listener: () => void): () => void {
+    this.restoreListeners.add(listener);
+    return () => this.restoreListeners.delete(listener);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Reads
+  // -------------------------------------------------------------------------------------------
+
+  /**
+   * etcd Range at `request.revision` (<= 0: current). The response revision is the CURRENT
+   * revision. Validates the request (empty key).
+   */
+  async range(request: RangeRequest): Promise<MvccOutcome<RangeResponse>> {
+    const invalid = validateRangeRequest(request);
+    if (invalid !== undefined) return failure(invalid);
+    const current = this.visible;
+    let revision = request.revision ?? 0;
+    if (revision > current) return failure('future-revision');
+    if (revision <= 0) revision = current;
+    if (revision < this.compacted) return failure('compacted');
+    const result = await this.rangeAt(request, revision, current);
+    if (result === undefined) return failure('compacted');
+    return success({ ...result, revision: current });
+  }
+
+  /**
+   * Reads the events of keys in [key, rangeEnd) with revisions from `fromRevision` on, up to the
+   * current revision, stopping at a revision boundary once at least `eventsMax` events are
+   * collected. With `withPrevKv`, each event carries the key's previous version if still kept.
+   * `fromRevision` below the compact revision (or a compaction during the read) answers
+   * 'compacted' — as etcd, a start revision EQUAL to the compact revision is accepted.
+   */
+  async history(range: KeyRange, fromRevision: Revision, eventsMax: number, withPrevKv: boolean): Promise<MvccOutcome<HistoryChunk>> {
+    assert(fromRevision >= 1 && eventsMax >= 1, `history(${fromRevision}, ${eventsMax})`);
+    if (fromRevision < this.compacted) return failure('compacted');
+    const through = this.visible;
+    if (fromRevision > through) return success({ events: [], throughRevision: through });
+    const generation = this.generation;
+    const events: MvccEvent[] = [];
+    const needPrevious: Array<{ position: number; located: Located }> = [];
+    let lastMain = fromRevision - 1;
+    let stoppedEarly = false;
+    // The iterator reads a snapshot taken now: every record <= `through` is durable.
+    const iterator = this.db.iterator({ gte: recordKeyLowerBound(fromRevision), lt: recordKeyLowerBound(through + 1) });
+    try {
+      for await (const [key, value] of iterator) {
+        const { main, sub } = decodeRecordKey(key);
+        // Stop only between two revisions, so a revision's events are never split.
+        if (main !== lastMain && events.length >= eventsMax) {
+          stoppedEarly = true;
+          break;
+        }
+        lastMain = main;
+        const record = decodeRecord(value, main);
+        const keyString = toKeyString(record.kv.key);
+        if (!rangeContains(range, keyString)) continue;
+        events.push(record.tombstone ? deleteEvent(record.kv.key, main) : { type: EventType.Put, kv: record.kv });
+        if (withPrevKv) {
+          const entry = this.index.get(keyString);
+          const previous = entry === undefined ? undefined : pointerBefore(entry, { main, sub });
+          if (entry !== undefined && previous !== undefined && !previous.tombstone) {
+            needPrevious.push({ position: events.length - 1, located: { entry, pointer: previous } });
+          }
+        }
+      }
+    } finally {
+      await iterator.close();
+    }
+    const covered = stoppedEarly ? lastMain : through;
+    if (needPrevious.length > 0) {
+      const previous = await this.materialize(needPrevious.map((item) => item.located), through);
+      if (previous === undefined) return failure('compacted');
+      needPrevious.forEach((item, position) => {
+        const event = events[item.position]!;
+        events[item.position] = { ...event, prevKv: previous[position]! };
+      });
+    }
+    if (fromRevision < this.compacted || generation !== this.generation) return failure('compacted');
+    return success({ events, throughRevision: covered });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Applying
+  // -------------------------------------------------------------------------------------------
+
+  /** Applies one entry; see {@link applyBatch}. */
+  async apply(index: LogIndex, request: MvccWriteRequest | undefined): Promise<ApplyResult> {
+    const [result] = await this.applyBatch([{ index, request }]);
+    return result!;
+  }
+
+  /**
+   * Applies committed entries IN LOG ORDER with ONE level batch. Entries at or below the durable
+   * applied index are skipped (idempotent replay after a crash); the others must have strictly
+   * increasing indexes. Resolves after the batch is durable and listeners were told; rejects only
+   * on a disk failure (fatal).
+   */
+  async applyBatch(inputs: readonly ApplyInput[]): Promise<ApplyResult[]> {
+    assert(!this.closed, 'apply on a closed store');
+    assert(!this.applying, 'applyBatch while another apply is in progress');
+    this.applying = true;
+    try {
+      const operations: Array<{ type: 'put'; key: Buffer; value: Buffer }> = [];
+      const results: ApplyResult[] = [];
+      const published: Array<{ revision: Revision; events: MvccEvent[] }> = [];
+      const compactions: Revision[] = [];
+      let lastIndex = this.applied;
+      for (const input of inputs) {
+        if (input.index <= this.applied) {
+          results.push({ index: input.index, skipped: true });
+          continue;
+        }
+        assert(input.index > lastIndex, `apply out of order: ${input.index} after ${lastIndex}`);
+        lastIndex = input.index;
+        if (input.request === undefined) {
+          results.push({ index: input.index, skipped: false, outcome: undefined, events: [] });
+          continue;
+        }
+        const transaction = new WriteTransaction(this, this.revision);
+        const outcome = await this.applyRequest(input.request, transaction, compactions);
+        const events = transaction.events;
+        if (events.length > 0) {
+          this.revision = transaction.main;
+          operations.push(...transaction.records);
+          published.push({ revision: transaction.main, events });
+        }
+        results.push({ index: input.index, skipped: false, outcome, events });
+      }
+      if (lastIndex === this.applied) return results;
+      operations.push({ type: 'put', key: metaKey('applied'), value: encodeUint64(lastIndex) });
+      operations.push({ type: 'put', key: metaKey('revision'), value: encodeUint64(this.revision) });
+      if (compactions.length > 0) operations.push({ type: 'put', key: metaKey('compact'), value: encodeUint64(this.compacted) });
+      await this.db.batch(operations);
+      this.applied = lastIndex;
+      this.visible = this.revision;
+      this.pending.clear();
+      for (const revision of compactions) this.schedulePhysicalCompaction(revision);
+      for (const { revision, events } of published) for (const listener of this.listeners) listener(revision, events);
+      return results;
+    } finally {
+      this.applying = false;
+    }
+  }
+
+  private async applyRequest(request: MvccWriteRequest, transaction: WriteTransaction, compactions: Revision[]): Promise<MvccOutcome<MvccWriteResponse>> {
+    switch (request.kind) {
+      case 'put': {
+        const invalid = validatePutRequest(request.request) ?? this.checkPut(request.request);
+        if (invalid !== undefined) return failure(invalid);
+        return success({ kind: 'put', response: transaction.put(request.request) });
+      }
+      case 'deleteRange': {
+        const invalid = validateDeleteRangeRequest(request.request);
+        if (invalid !== undefined) return failure(invalid);
+        return success({ kind: 'deleteRange', response: transaction.deleteRange(request.request) });
+      }
+      case 'txn': {
+        const outcome = await this.applyTxn(request.request, transaction);
+        return outcome.ok ? success({ kind: 'txn', response: outcome.value }) : outcome;
+      }
+      case 'compact': {
+        const revision = request.request.revision;
+        if (revision <= this.compacted) return failure('compacted');
+        if (revision > this.revision) return failure('future-revision');
+        this.compacted = revision;
+        this.index.compact(revision);
+        compactions.push(revision);
+        const response: CompactionResponse = { revision: this.revision, physicallyDone: this.physicalCompactionPromise(revision) };
+        return success({ kind: 'compact', response });
+      }
+    }
+  }
+
+  /** etcd checkPut against the state before the transaction: ignore_* need the key; the lease must exist. */
+  private checkPut(request: PutRequest): 'key-not-found' | 'lease-not-found' | undefined {
+    if (request.ignoreValue === true || request.ignoreLease === true) {
+      if (this.index.get(toKeyString(request.key))?.current === undefined) return 'key-not-found';
+    }
+    const lease = request.lease ?? NO_LEASE;
+    if (lease !== NO_LEASE && this.options.leaseExists !== undefined && !this.options.leaseExists(lease)) return 'lease-not-found';
+    return undefined;
+  }
+
+  /**
+   * etcd applierV3backend.Txn: validate; evaluate EVERY compare of the chosen path (nested ones
+   * too) against the state before the txn; check puts and ranges of that path; then execute.
+   */
+  private async applyTxn(request: TxnRequest, transaction: WriteTransaction): Promise<MvccOutcome<TxnResponse>> {
+    const invalid = validateTxnRequest(request, this.maxTxnOperations);
+    if (invalid !== undefined) return failure(invalid);
+    const path: boolean[] = [];
+    this.comparePath(request, path);
+    const checked = this.checkPath(request, path.slice());
+    if (checked !== undefined) return failure(checked);
+    const response = await this.executeTxn(request, path, transaction, true);
+    return success({ ...response, revision: transaction.events.length > 0 ? transaction.main : transaction.beginRevision });
+  }
+
+  private comparePath(request: TxnRequest, path: boolean[]): void {
+    const succeeded = (request.compare ?? []).every((compare) => this.evaluateCurrent(compare));
+    path.push(succeeded);
+    for (const operation of (succeeded ? request.success : request.failure) ?? []) {
+      if (operation.kind === 'txn') this.comparePath(operation.request, path);
+    }
+  }
+
+  private evaluateCurrent(compare: Compare): boolean {
+    const kvs: KeyValue[] = [];
+    this.index.visit(resolveRange(compare.key, compare.rangeEnd), (entry) => {
+      if (entry.current !== undefined) kvs.push(currentKeyValue(entry.key, entry.current));
+      return true;
+    });
+    return evaluateCompare(compare, kvs);
+  }
+
+  private checkPath(request: TxnRequest, path: boolean[]): 'key-not-found' | 'lease-not-found' | 'compacted' | 'future-revision' | undefined {
+    const succeeded = path.shift();
+    assert(succeeded !== undefined, 'txn path exhausted');
+    for (const operation of (succeeded ? request.success : request.failure) ?? []) {
+      let error: ReturnType<MvccStore['checkPath']>;
+      if (operation.kind === 'put') error = this.checkPut(operation.request);
+      else if (operation.kind === 'range') {
+        const revision = operation.request.revision ?? 0;
+        if (revision > this.revision) error = 'future-revision';
+        // etcd compares with its compactMainRev, which is -1 until the first compaction.
+        else if (revision !== 0 && revision < (this.compacted === 0 ? -1 : this.compacted)) error = 'compacted';
+      } else if (operation.kind === 'txn') error = this.checkPath(operation.request, path);
+      if (error !== undefined) return error;
+    }
+    return undefined;
+  }
+
+  private async executeTxn(request: TxnRequest, path: boolean[], transaction: WriteTransaction, outermost: boolean): Promise<TxnResponse> {
+    const succeeded = path.shift();
+    assert(succeeded !== undefined, 'txn path exhausted');
+    const responses: ResponseOp[] = [];
+    for (const operation of (succeeded ? request.success : request.failure) ?? []) {
+      responses.push(await this.executeOperation(operation, path, transaction));
+    }
+    return { revision: outermost ? transaction.beginRevision : 0, succeeded, responses };
+  }
+
+  private async executeOperation(operation: RequestOp, path: boolean[], transaction: WriteTransaction): Promise<ResponseOp> {
+    switch (operation.kind) {
+      case 'range': {
+        const view = transaction.viewRevision();
+        const requested = operation.request.revision ?? 0;
+        const result = await this.rangeAt(operation.request, requested > 0 ? requested : view, view);
+        assert(result !== undefined, 'history vanished during a txn');
+        return { kind: 'range', response: { ...result, revision: view } };
+      }
+      case 'put':
+        return { kind: 'put', response: transaction.put(operation.request) };
+      case 'deleteRange':
+        return { kind: 'deleteRange', response: transaction.deleteRange(operation.request) };
+      case 'txn':
+        return { kind: 'txn', response: await this.executeTxn(operation.request, path, transaction, false) };
+      case 'empty':
+        throw new Error('assertion failed: empty RequestOp passed validation');
+    }
+  }
+
+  /**
+   * The range algorithm at `revision` (already checked against the compact revision); `latest` is
+   * the newest revision the caller may see. Undefined if history vanished meanwhile.
+   */
+  private async rangeAt(request: RangeRequest, revision: Revision, latest: Revision): Promise<Omit<RangeResponse, 'revision'> | undefined> {
+    const limit = fetchLimit(request);
+    const located: Located[] = [];
+    let count = 0;
+    this.index.visit(resolveRange(request.key, request.rangeEnd), (entry) => {
+      const pointer = pointerAt(entry, revision);
+      if (pointer === undefined || pointer.tombstone) return true;
+      count += 1;
+      if (request.countOnly !== true && (limit === undefined || located.length < limit)) located.push({ entry, pointer });
+      return true;
+    });
+    if (request.countOnly === true) return { kvs: [], more: false, count };
+    const fetched = await this.materialize(located, latest);
+    if (fetched === undefined) return undefined;
+    const { kvs, more } = finishRange(request, fetched);
+    return { kvs, more, count };
+  }
+
+  /**
+   * The KeyValues at the given pointers, in order: from the current-value cache when the pointer is
+   * the key's newest and visible to the caller, else from the pending batch or level.
+   */
+  private async materialize(located: readonly Located[], latest: Revision): Promise<KeyValue[] | undefined> {
+    const result: Array<KeyValue | undefined> = new Array(located.length);
+    const missing: number[] = [];
+    located.forEach(({ entry, pointer }, position) => {
+      const last = entry.revisions[entry.revisions.length - 1];
+      if (last === pointer && entry.current !== undefined && pointer.main <= latest) {
+        result[position] = currentKeyValue(entry.key, entry.current);
+        return;
+      }
+      const staged = this.pending.get(recordKey(pointer.main, pointer.sub).toString('hex'));
+      if (staged !== undefined) result[position] = decodeRecord(staged, pointer.main).kv;
+      else missing.push(position);
+    });
+    if (missing.length > 0) {
+      const generation = this.generation;
+      const values = await this.db.getMany(missing.map((position) => recordKey(located[position]!.pointer.main, located[position]!.pointer.sub)));
+      for (let item = 0; item < missing.length; item += 1) {
+        const value = values[item];
+        // A compaction or restore removed it after the index lookup: the caller answers 'compacted'.
+        if (value === undefined) return undefined;
+        const position = missing[item]!;
+        result[position] = decodeRecord(value, located[position]!.pointer.main).kv;
+      }
+      if (generation !== this.generation) return undefined;
+    }
+    return result as KeyValue[];
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Internal hooks used by WriteTransaction
+  // -------------------------------------------------------------------------------------------
+
+  /** @internal Stages a record write and updates the index. */
+  stageWrite(key: KeyString, main: Revision, sub: number, tombstone: boolean, record: Buffer, current: CurrentValue | undefined): { type: 'put'; key: Buffer; value: Buffer } {
+    this.index.append(key, { main, sub, tombstone }, current);
+    const levelKey = recordKey(main, sub);
+    this.pending.set(levelKey.toString('hex'), record);
+    return { type: 'put', key: levelKey, value: record };
+  }
+
+  /** @internal The index (read by WriteTransaction). */
+  keyIndex(): KeyIndex {
+    return this.index;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Compaction
+  // -------------------------------------------------------------------------------------------
+
+  /** Resolvers of `physicallyDone` promises, by compact revision, until the deletion is scheduled. */
+  private readonly physicalWaiters = new Map<Revision, () => void>();
+
+  private physicalCompactionPromise(revision: Revision): Promise<void> {
+    return new Promise<void>((resolve) => this.physicalWaiters.set(revision, resolve));
+  }
+
+  private schedulePhysicalCompaction(revision: Revision): void {
+    const resolve = this.physicalWaiters.get(revision);
+    this.physicalWaiters.delete(revision);
+    this.physicalCompaction = this.physicalCompaction.then(async () => {
+      await this.deleteCompactedRecords(revision);
+      resolve?.();
+    });
+    // A failed delete is a disk failure: fatal, as the house rules demand.
+    this.physicalCompaction.catch((error: unknown) => {
+      process.nextTick(() => {
+        throw error;
+      });
+    });
+  }
+
+  /**
+   * Deletes, in ascending revision order, every record with main <= `revision` that the index no
+   * longer holds. Ascending order matters for crash safety: a key's tombstone is deleted only after
+   * everything before it, so a rebuild after a crash never resurrects a deleted key.
+   */
+  private async deleteCompactedRecords(revision: Revision): Promise<void> {
+    if (this.closed || revision <= this.compactionFinished) return;
+    const generation = this.generation;
+    let batch: Buffer[] = [];
+    const iterator = this.db.iterator({ gte: recordKeyLowerBound(0), lt: recordKeyLowerBound(revision + 1) });
+    try {
+      for await (const [key, value] of iterator) {
+        if (generation !== this.generation) return;
+        const { main, sub } = decodeRecordKey(key);
+        const entry = this.index.get(toKeyString(decodeRecord(value, main).kv.key));
+        const pointer = entry === undefined ? undefined : pointerAt(entry, main);
+        const kept = pointer !== undefined && pointer.main === main && pointer.sub === sub;
+        if (!kept) batch.push(key);
+        if (batch.length >= this.compactionBatchRecords) {
+          await this.db.batch(batch.map((item) => ({ type: 'del' as const, key: item })));
+          batch = [];
+        }
+      }
+    } finally {
+      await iterator.close();
+    }
+    if (generation !== this.generation) return;
+    const operations: Array<{ type: 'del'; key: Buffer } | { type: 'put'; key: Buffer; value: Buffer }> = batch.map((item) => ({ type: 'del' as const, key: item }));
+    operations.push({ type: 'put', key: metaKey('compact-finished'), value: encodeUint64(revision) });
+    await this.db.batch(operations);
+    this.compactionFinished = revision;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Snapshots
+  // -------------------------------------------------------------------------------------------
+
+  /**
+   * Streams the whole store (meta, every kept record) as a snapshot image (mvcc-snapshot-image.ts).
+   * The image is pinned SYNCHRONOUSLY at the call: THE CALLER MUST call it between applies.
+   */
+  writeSnapshot(): AsyncIterable<Uint8Array> {
+    assert(!this.applying, 'writeSnapshot during an apply');
+    const header: SnapshotImageHeader = { appliedIndex: this.applied, revision: this.revision, compactRevision: this.compacted };
+    const iterator = this.db.iterator({ gte: Buffer.from([RECORD_PREFIX]), lt: Buffer.from([RECORD_PREFIX + 1]) });
+    return writeSnapshotImage(header, iterator);
+  }
+
+  /**
+   * Replaces the whole store with the image in `chunks`, which must have been cut at Raft index
+   * `index`. Rejects with a SnapshotImageError on a bad image (the store is then left empty with
+   * applied index 0, so restoring again is the way forward).
+   */
+  async restoreSnapshot(chunks: AsyncIterable<Uint8Array>, index: LogIndex): Promise<void> {
+    assert(!this.applying, 'restoreSnapshot during an apply');
+    this.applying = true;
+    try {
+      this.generation += 1;
+      await this.physicalCompaction.catch(() => undefined);
+      await this.db.put(metaKey('restoring'), encodeUint64(1));
+      await this.db.clear({ gte: Buffer.from([RECORD_PREFIX]), lt: Buffer.from([RECORD_PREFIX + 1]) });
+      await this.db.batch((['applied', 'revision', 'compact', 'compact-finished'] as MetaName[]).map((name) => ({ type: 'del' as const, key: metaKey(name) })));
+      this.resetMemory();
+      const header = await readSnapshotImage(chunks, index, async (records) => {
+        await this.db.batch(records.map(([key, value]) => ({ type: 'put' as const, key, value })));
+      });
+      await this.db.batch([
+        { type: 'put', key: metaKey('applied'), value: encodeUint64(header.appliedIndex) },
+        { type: 'put', key: metaKey('revision'), value: encodeUint64(header.revision) },
+        { type: 'put', key: metaKey('compact'), value: encodeUint64(header.compactRevision) },
+        { type: 'del', key: metaKey('restoring') },
+      ]);
+      await this.load();
+    } finally {
+      this.applying = false;
+    }
+    for (const listener of this.restoreListeners) listener();
+  }
+
+  /** Waits for background compaction and closes level. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.physicalCompaction.catch(() => undefined);
+    await this.db.close();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Loading
+  // -------------------------------------------------------------------------------------------
+
+  private resetMemory(): void {
+    this.index.clear();
+    this.applied = 0;
+    this.revision = 0;
+    this.visible = 0;
+    this.compacted = 0;
+    this.compactionFinished = 0;
+    this.pending.clear();
+  }
+
+  private async readMeta(name: MetaName): Promise<number> {
+    const value = await this.db.get(metaKey(name));
+    return value === undefined ? 0 : decodeUint64(value);
+  }
+
+  /** Rebuilds the in-memory state from level (see {@link open}). */
+  private async load(): Promise<void> {
+    this.resetMemory();
+    if ((await this.db.get(metaKey('restoring'))) !== undefined) {
+      // A restore was interrupted: the store holds a partial image. Start empty.
+      await this.db.clear();
+      return;
+    }
+    this.applied = await this.readMeta('applied');
+    this.revision = await this.readMeta('revision');
+    this.visible = this.revision;
+    this.compacted = await this.readMeta('compact');
+    this.compactionFinished = await this.readMeta('compact-finished');
+    this.index.beginBulkLoad();
+    const iterator = this.db.iterator({ gte: Buffer.from([RECORD_PREFIX]), lt: Buffer.from([RECORD_PREFIX + 1]) });
+    try {
+      for await (const [key, value] of iterator) {
+        const { main, sub } = decodeRecordKey(key);
+        assert(main <= this.revision, `record at ${main} beyond the store revision ${this.revision}`);
+        const record = decodeRecord(value, main);
+        const current = record.tombstone ? undefined : currentValueOf(record.kv);
+        this.index.append(toKeyString(record.kv.key), { main, sub, tombstone: record.tombstone }, current);
+      }
+    } finally {
+      await iterator.close();
+    }
+    this.index.endBulkLoad();
+    // Records a crash left behind an unfinished physical compaction are dropped from the index
+    // again (idempotent) and deleted in the background.
+    if (this.compacted > 0) this.index.compact(this.compacted);
+    if (this.compactionFinished < this.compacted) this.schedulePhysicalCompaction(this.compacted);
+  }
+}
+
+/**
+ * The writes of one transaction (a Put, a DeleteRange or a Txn), all at main revision
+ * `beginRevision + 1` with increasing sub-revisions. Changes go to the index at once (so later
+ * operations of the same txn read their own writes) and to the store's pending batch.
+ */
+class WriteTransaction {
+  readonly main: Revision;
+  readonly events: MvccEvent[] = [];
+  readonly records: Array<{ type: 'put'; key: Buffer; value: Buffer }> = [];
+
+  constructor(
+    private readonly store: MvccStore,
+    readonly beginRevision: Revision,
+  ) {
+    this.main = beginRevision + 1;
+  }
+
+  /** The revision this transaction's reads see: its own once it wrote something. */
+  viewRevision(): Revision {
+    return this.events.length > 0 ? this.main : this.beginRevision;
+  }
+
+  /** etcd Put (checks were done before): ignore_value/ignore_lease keep the current ones. */
+  put(request: PutRequest): PutResponse {
+    const key = toKeyString(request.key);
+    const previous = this.store.keyIndex().get(key)?.current;
+    const previousKv = previous === undefined ? undefined : currentKeyValue(key, previous);
+    // A key missing here despite ignore_* (only reachable through etcd's "\0" delete quirk, where
+    // etcd itself panics) is written with an empty value and no lease, identically everywhere.
+    const value = request.ignoreValue === true ? (previous?.value ?? EMPTY) : Buffer.from(request.value ?? EMPTY);
+    const lease = request.ignoreLease === true ? (previous?.lease ?? NO_LEASE) : (request.lease ?? NO_LEASE);
+    const current: CurrentValue = {
+      createRevision: previous?.createRevision ?? this.main,
+      modRevision: this.main,
+      version: (previous?.version ?? 0) + 1,
+      value,
+      lease,
+    };
+    const sub = this.events.length;
+    const record = encodeRecord(false, { key: request.key, createRevision: current.createRevision, version: current.version, lease, value });
+    this.records.push(this.store.stageWrite(key, this.main, sub, false, record, current));
+    const kv = currentKeyValue(key, current);
+    this.events.push(previousKv === undefined ? { type: EventType.Put, kv } : { type: EventType.Put, kv, prevKv: previousKv });
+    return request.prevKv === true && previousKv !== undefined ? { revision: this.main, prevKv: previousKv } : { revision: this.main };
+  }
+
+  /** etcd DeleteRange: tombstones every live key of the range. */
+  deleteRange(request: DeleteRangeRequest): DeleteRangeResponse {
+    const live: Array<{ key: KeyString; current: CurrentValue }> = [];
+    this.store.keyIndex().visit(resolveRange(request.key, request.rangeEnd), (entry) => {
+      if (entry.current !== undefined) live.push({ key: entry.key, current: entry.current });
+      return true;
+    });
+    const prevKvs: KeyValue[] = [];
+    for (const { key, current } of live) {
+      const keyBytes = fromKeyString(key);
+      const previousKv = currentKeyValue(key, current);
+      if (request.prevKv === true) prevKvs.push(previousKv);
+      const record = encodeRecord(true, { key: keyBytes, createRevision: 0, version: 0, lease: NO_LEASE, value: EMPTY });
+      this.records.push(this.store.stageWrite(key, this.main, this.events.length, true, record, undefined));
+      this.events.push({ ...deleteEvent(keyBytes, this.main), prevKv: previousKv });
+    }
+    const revision = live.length > 0 || this.events.length > 0 ? this.main : this.beginRevision;
+    return { revision, deleted: live.length, prevKvs };
+  }
+}
+
+function currentValueOf(kv: KeyValue): CurrentValue {
+  return { createRevision: kv.createRevision, modRevision: kv.modRevision, version: kv.version, value: kv.value, lease: kv.lease };
+}
+
+function currentKeyValue(key: KeyString, current: CurrentValue): KeyValue {
+  return { key: fromKeyString(key), ...current };
+}
+
+/** A DELETE event's kv: only the key and the deletion's revision (etcd). */
+function deleteEvent(key: Buffer, revision: Revision): MvccEvent {
+  return { type: EventType.Delete, kv: { key, createRevision: 0, modRevision: revision, version: 0, value: EMPTY, lease: NO_LEASE } };
+}
