@@ -166,6 +166,8 @@ export class RaftServer extends EventEmitter {
   private readonly leaderWaiters = new Set<() => void>();
 
   private ticker: NodeJS.Timeout | undefined;
+  /** Monotonic time (ms) up to which ticks have been delivered to the core. */
+  private tickedUntilMs = 0;
   private readyScheduled = false;
   private processing = false;
   private stopped = false;
@@ -225,6 +227,7 @@ export class RaftServer extends EventEmitter {
     this.reads = new ReadBatcher(
       {
         issueReadIndex: (context) => {
+          this.catchUpTicks();
           const result = this.raft.readIndex(context);
           this.scheduleReady();
           return result.ok ? undefined : refusalError(result.reason);
@@ -237,6 +240,7 @@ export class RaftServer extends EventEmitter {
 
   /** Starts the clock and processes whatever the restarted core has ready. */
   start(): void {
+    this.tickedUntilMs = performance.now();
     this.ticker = setInterval(() => this.tick(), this.options.tickMs);
     this.ticker.unref?.();
     this.scheduleReady();
@@ -476,8 +480,25 @@ export class RaftServer extends EventEmitter {
 
   private tick(): void {
     if (this.stopped) return;
-    this.raft.tick();
+    this.catchUpTicks();
     this.scheduleReady();
+  }
+
+  /**
+   * Delivers to the core one tick per `tickMs` of monotonic time elapsed since the last delivered
+   * tick. Timers do not fire while the process is paused (SIGSTOP, a long GC, a VM freeze), and
+   * after such a pause an incoming read may run before the timer does; catching up here — on
+   * every timer AND before every linearizable read — means a leader's lease (counted in ticks)
+   * is bounded by real elapsed time, so a leader that slept through its lease cannot serve a
+   * lease read from it (thesis §6.4.1). Capped so a very long pause costs a bounded burst.
+   */
+  private catchUpTicks(): void {
+    const now = performance.now();
+    const due = Math.floor((now - this.tickedUntilMs) / this.options.tickMs);
+    if (due <= 0) return;
+    const ticks = Math.min(due, 4 * this.options.electionTicks);
+    for (let i = 0; i < ticks; i++) this.raft.tick();
+    this.tickedUntilMs += due * this.options.tickMs;
   }
 
   private scheduleReady(): void {

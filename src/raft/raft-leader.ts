@@ -7,7 +7,8 @@
  * {@link Progress} state (Probe / Replicate / Snapshot; see progress.ts).
  */
 import { checkConfChange, decodeConfChange } from './conf-change';
-import { appendLeaderEntries, makeMessage, OK, type Raft } from './raft';
+import { makeMessage, OK } from './message';
+import type { Raft } from './raft';
 import { decodeRound, encodeRound } from './read-only';
 import {
   EntryType,
@@ -21,6 +22,7 @@ import {
   type NodeId,
   type RejectReason,
   type StepResult,
+  type Term,
 } from './types';
 import { assert, EMPTY_BYTES, payloadSizeBytes } from './util';
 import type { Progress } from './progress';
@@ -366,3 +368,26 @@ export function leaseValid(r: Raft): boolean {
   if (start < 0) return false;
   return r.tickCount - start < r.leaseTicks;
 }
+
+/**
+ * Leader: stamps `entries` with this term and consecutive indexes and appends them, unless the
+ * uncommitted-bytes cap refuses them (empty payloads are free; a cap is never enforced against an
+ * empty uncommitted tail, so one oversized entry can still pass). The leader's own match index does
+ * NOT move here; it moves when the runtime acknowledges persistence (Raft.onAdvance).
+ */
+export function appendLeaderEntries(r: Raft, entries: readonly { type: EntryType; data: Uint8Array }[]): boolean {
+  let size = 0;
+  for (let i = 0; i < entries.length; i++) size += entries[i]!.data.length;
+  const cap = r.config.maxUncommittedEntriesBytes;
+  if (cap > 0 && size > 0 && r.uncommittedSize > 0 && r.uncommittedSize + size > cap) return false;
+  const lastIndex = r.log.lastIndex();
+  const stamped = new Array<{ term: Term; index: number; type: EntryType; data: Uint8Array }>(entries.length);
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i]!;
+    stamped[i] = { term: r.term, index: lastIndex + 1 + i, type: entry.type, data: entry.data };
+  }
+  r.log.append(stamped);
+  r.uncommittedSize += size;
+  return true;
+}
+

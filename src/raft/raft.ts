@@ -17,8 +17,10 @@
 import { applyToConfState } from './conf-change';
 import { effectiveLeaseDriftMarginTicks, SILENT_LOGGER, validateConfig } from './config';
 import { RaftLog } from './log';
+import { makeMessage, OK } from './message';
 import {
   afterCommit,
+  appendLeaderEntries,
   flushPendingAppends,
   maybeCommit,
   maybeSendAppend,
@@ -47,27 +49,6 @@ import {
   type Term,
 } from './types';
 import { assert, bytesEqual, EMPTY_BYTES, TRANSFER_CONTEXT } from './util';
-
-/** The accepted outcome, shared (immutable). */
-export const OK: StepResult = Object.freeze({ ok: true });
-
-/** Builds a message with every field at its zero value except those given. */
-export function makeMessage(type: MessageType, to: NodeId, fields?: Partial<Message>): Message {
-  const message: Message = {
-    type,
-    to,
-    from: NONE,
-    term: 0,
-    logTerm: 0,
-    index: 0,
-    entries: [],
-    commit: 0,
-    reject: false,
-    rejectHint: 0,
-    context: EMPTY_BYTES,
-  };
-  return fields === undefined ? message : Object.assign(message, fields);
-}
 
 /** The kind of an election: pre-vote phase, a real election, or one forced by leader transfer. */
 export type CampaignKind = 'pre-election' | 'election' | 'transfer';
@@ -695,26 +676,3 @@ export class Raft {
     if (self.maybeUpdate(this.log.stableLastIndex()) && maybeCommit(this)) afterCommit(this);
   }
 }
-
-/**
- * Leader: stamps `entries` with this term and consecutive indexes and appends them, unless the
- * uncommitted-bytes cap refuses them (empty payloads are free; a cap is never enforced against an
- * empty uncommitted tail, so one oversized entry can still pass). The leader's own match index does
- * NOT move here; it moves when the runtime acknowledges persistence (Raft.onAdvance).
- */
-export function appendLeaderEntries(r: Raft, entries: readonly { type: EntryType; data: Uint8Array }[]): boolean {
-  let size = 0;
-  for (let i = 0; i < entries.length; i++) size += entries[i]!.data.length;
-  const cap = r.config.maxUncommittedEntriesBytes;
-  if (cap > 0 && size > 0 && r.uncommittedSize > 0 && r.uncommittedSize + size > cap) return false;
-  const lastIndex = r.log.lastIndex();
-  const stamped = new Array<{ term: Term; index: number; type: EntryType; data: Uint8Array }>(entries.length);
-  for (let i = 0; i < entries.length; i++) {
-    const entry = entries[i]!;
-    stamped[i] = { term: r.term, index: lastIndex + 1 + i, type: entry.type, data: entry.data };
-  }
-  r.log.append(stamped);
-  r.uncommittedSize += size;
-  return true;
-}
-

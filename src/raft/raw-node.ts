@@ -8,7 +8,8 @@
  * a bug and throws.
  */
 import { encodeConfChange } from './conf-change';
-import { makeMessage, Raft } from './raft';
+import { makeMessage, OK } from './message';
+import { Raft } from './raft';
 import { flushPendingAppends } from './raft-leader';
 import {
   EntryType,
@@ -32,7 +33,6 @@ import {
   type Term,
 } from './types';
 import { assert, payloadSizeBytes } from './util';
-import { OK } from './raft';
 
 /** What the outstanding Ready handed out, so that advance() can acknowledge exactly that. */
 interface Outstanding {
@@ -158,7 +158,11 @@ export class RawNode implements RaftNode {
     this.raft.step(makeMessage(MessageType.MsgSnapStatus, this.raft.id, { from: id, reject: outcome === 'failure' }));
   }
 
-  /** True if `ready()` has something to hand out. Always false while a Ready is outstanding. */
+  /**
+   * True if `ready()` has something to hand out. Always false while a Ready is outstanding. Also
+   * turns proposals appended since the last call into MsgApps (so it is not free of effects, but
+   * calling it changes nothing a Ready would not).
+   */
   hasReady(): boolean {
     if (this.outstanding !== undefined) return false;
     const r = this.raft;

@@ -3,7 +3,7 @@
  * node over a hand-made log.
  */
 import { bootstrapEntries } from './bootstrap';
-import { makeMessage } from './raft';
+import { makeMessage } from './message';
 import { MemoryStorage } from './storage';
 import { Network, type NetworkOptions } from './testing-network';
 import { EntryType, NONE, type Entry, type Message, type MessageType } from './types';

@@ -73,16 +73,26 @@ interface NodeRecord {
 
 const HOST = '127.0.0.1';
 
-/** A free TCP port on 127.0.0.1 (bound then released; a tiny race with other programs). */
+/**
+ * A free TCP port on 127.0.0.1, chosen at random BELOW the kernel's ephemeral range (Linux
+ * default 32768–60999) and checked by binding it. Ports a node will bind later must not come from
+ * the ephemeral range: the kernel hands those out as source ports of outgoing connections (ours
+ * and the proxies'), and as port-0 listeners, between our pick and the node's bind.
+ */
 export async function pickFreePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, HOST, () => resolve());
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 10_000 + Math.floor(Math.random() * 22_000);
+    if (await canBind(port)) return port;
+  }
+  throw new Error('no free port found in 10000-31999 after 200 attempts');
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, HOST, () => server.close(() => resolve(true)));
   });
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** A running cluster. Create with {@link Cluster.start}; always {@link Cluster.stop} it. */
@@ -120,7 +130,7 @@ export class Cluster {
       for (const from of ids) {
         for (const to of ids) {
           if (from === to) continue;
-          cluster.proxies.set(`${from}->${to}`, await TcpProxy.start({ targetHost: HOST, targetPort: peerPorts.get(to) as number }));
+          cluster.proxies.set(`${from}->${to}`, await TcpProxy.start({ targetHost: HOST, targetPort: peerPorts.get(to) as number, listenPort: await cluster.freshPort() }));
         }
       }
       for (const id of ids) {
@@ -248,13 +258,13 @@ export class Cluster {
     const id = this.nextId++;
     const peerPort = await this.freshPort();
     const httpPort = await this.freshPort();
-    const inbound = await TcpProxy.start({ targetHost: HOST, targetPort: peerPort });
+    const inbound = await TcpProxy.start({ targetHost: HOST, targetPort: peerPort, listenPort: await this.freshPort() });
     this.proxies.set(`*->${id}`, inbound);
     const clusterUrls: string[] = [];
     for (let other = 1; other < id; other++) {
       const target = this.nodes.get(other);
       if (target === undefined) throw new Error(`no record of node ${other}`);
-      const outbound = await TcpProxy.start({ targetHost: HOST, targetPort: target.peerPort });
+      const outbound = await TcpProxy.start({ targetHost: HOST, targetPort: target.peerPort, listenPort: await this.freshPort() });
       this.proxies.set(`${id}->${other}`, outbound);
       clusterUrls.push(`http://${HOST}:${outbound.port}`);
     }

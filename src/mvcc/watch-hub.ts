@@ -1,0 +1,270 @@
+/**
+ * The watch hub (etcd's watchableStore): delivers the store's events to watchers on key ranges,
+ * from a start revision, in revision order, with none lost or repeated, and with bounded memory.
+ *
+ * Every watcher is in one of two groups (etcd's synced/unsynced):
+ * - synced: it has everything up to the current revision queued or delivered. Each applied
+ *   revision's events (MvccStore.subscribe) are filtered and queued for it directly.
+ * - unsynced: it started in the past, or it fell behind: when a revision's events would push its
+ *   queue past `bufferedEventsMax`, nothing is queued and it is moved here instead. It catches up
+ *   from history (MvccStore.history) in chunks of about `catchUpEventsMax` events, one chunk at a
+ *   time and only when its consumer has drained the queue, then rejoins the synced group the
+ *   moment its history read reaches the current revision.
+ * So a slow consumer costs at most one queue of events plus one chunk, never an unbounded queue.
+ *
+ * Each watcher tracks `nextRevision`, the first revision not yet queued: a live revision below it
+ * is ignored (a future start revision), history is read from it. Both paths advance it, and the
+ * switch from unsynced to synced happens synchronously after checking the store's revision, so
+ * every revision is seen exactly once.
+ *
+ * Consumers pull: {@link Watcher.next} resolves with the next delivery. A start revision below the
+ * compact revision (or a compaction that overtakes a catching-up watcher) ends the watcher with a
+ * 'compacted' delivery carrying the store's compact revision, as etcd does. A snapshot restore
+ * moves every watcher to unsynced, since history may have jumped.
+ */
+import { assert } from './errors';
+import { rangeContains, resolveRange, toKeyString, type KeyRange } from './key-range';
+import type { MvccStore } from './mvcc-store';
+import { EventType, type MvccEvent, type Revision } from './types';
+
+/** What a watcher watches (etcd WatchCreateRequest, minus the stream-level fields). */
+export interface WatchOptions {
+  /** First key (the API layer turns an empty key into "\0", as etcd does). */
+  readonly key: Uint8Array;
+  /** RangeRequest conventions: absent = the single key; "\0" = every key >= key. */
+  readonly rangeEnd?: Uint8Array;
+  /** First revision to deliver; 0 or absent = the next revision. May be in the future. */
+  readonly startRevision?: Revision;
+  /** Filter NOPUT: drop PUT events. */
+  readonly noPut?: boolean;
+  /** Filter NODELETE: drop DELETE events. */
+  readonly noDelete?: boolean;
+  /** Attach each event's previous key-value (when it existed and is still kept). */
+  readonly prevKv?: boolean;
+}
+
+/** One delivery to a watcher. 'compacted' and 'canceled' are final. */
+export type WatchDelivery =
+  /** Events of one or more whole revisions, in order (never empty). */
+  | { readonly kind: 'events'; readonly events: readonly MvccEvent[] }
+  /** The start revision (or the catch-up point) was compacted; etcd's compact_revision. */
+  | { readonly kind: 'compacted'; readonly compactRevision: Revision }
+  /** {@link Watcher.cancel} or {@link WatchHub.close} was called. */
+  | { readonly kind: 'canceled' };
+
+/** Tuning of a {@link WatchHub}. */
+export interface WatchHubOptions {
+  /** Events a watcher may have queued before it is moved to unsynced (default 1,024). */
+  readonly bufferedEventsMax?: number;
+  /** Events read from history per catch-up step (default 1,000; whole revisions). */
+  readonly catchUpEventsMax?: number;
+}
+
+type WatcherState = 'synced' | 'unsynced' | 'done';
+
+/** One watcher. Create with {@link WatchHub.watch}. */
+export class Watcher {
+  /** The first revision not yet queued. */
+  nextRevision: Revision;
+  /** @internal */
+  state: WatcherState;
+  private readonly queue: WatchDelivery[] = [];
+  private queuedEvents = 0;
+  private waiter: ((delivery: WatchDelivery) => void) | undefined;
+  private catchingUp = false;
+  /** @internal */
+  readonly range: KeyRange;
+
+  /** @internal Use {@link WatchHub.watch}. */
+  constructor(
+    private readonly hub: WatchHub,
+    readonly options: WatchOptions,
+    startRevision: Revision,
+    currentRevision: Revision,
+  ) {
+    this.range = resolveRange(options.key, options.rangeEnd);
+    this.nextRevision = startRevision;
+    this.state = startRevision > currentRevision ? 'synced' : 'unsynced';
+  }
+
+  /** True while the watcher is in the synced group (for tests and metrics). */
+  isSynced(): boolean {
+    return this.state === 'synced';
+  }
+
+  /** Events currently queued (bounded by the hub's bufferedEventsMax plus one batch). */
+  queuedEventCount(): number {
+    return this.queuedEvents;
+  }
+
+  /**
+   * The next delivery. THE CALLER MUST NOT call again before the previous promise settled. After
+   * a final delivery, every call answers it again.
+   */
+  next(): Promise<WatchDelivery> {
+    assert(this.waiter === undefined, 'Watcher.next called while a previous call is pending');
+    const queued = this.queue.shift();
+    if (queued !== undefined) {
+      if (queued.kind === 'events') this.queuedEvents -= queued.events.length;
+      if (queued.kind !== 'events') this.queue.unshift(queued); // final deliveries stay
+      return Promise.resolve(queued);
+    }
+    return new Promise((resolve) => {
+      this.waiter = resolve;
+      if (this.state === 'unsynced') this.catchUp();
+    });
+  }
+
+  /** Stops the watcher; a pending or later {@link next} answers 'canceled'. Idempotent. */
+  cancel(): void {
+    if (this.state === 'done') return;
+    this.finish({ kind: 'canceled' });
+  }
+
+  /** @internal Queues a live revision's events (already known to be >= nextRevision). */
+  offer(revision: Revision, events: readonly MvccEvent[], bufferedEventsMax: number): void {
+    const selected = this.select(events);
+    if (selected.length > 0 && this.waiter === undefined && this.queue.length > 0 && this.queuedEvents + selected.length > bufferedEventsMax) {
+      // Falls behind: keep nothing of this revision; catch up from history when drained.
+      this.state = 'unsynced';
+      this.nextRevision = revision;
+      return;
+    }
+    this.nextRevision = revision + 1;
+    if (selected.length > 0) this.deliver({ kind: 'events', events: selected });
+  }
+
+  /** @internal Moves a synced watcher to unsynced (after a snapshot restore). */
+  desync(): void {
+    if (this.state !== 'synced') return;
+    this.state = 'unsynced';
+    if (this.waiter !== undefined) this.catchUp();
+  }
+
+  /** @internal */
+  finish(delivery: WatchDelivery): void {
+    this.state = 'done';
+    this.hub.forget(this);
+    this.queue.length = 0;
+    this.queuedEvents = 0;
+    this.deliver(delivery);
+  }
+
+  private select(events: readonly MvccEvent[]): MvccEvent[] {
+    const selected: MvccEvent[] = [];
+    for (const event of events) {
+      if (event.type === EventType.Put && this.options.noPut === true) continue;
+      if (event.type === EventType.Delete && this.options.noDelete === true) continue;
+      if (!rangeContains(this.range, toKeyString(event.kv.key))) continue;
+      if (this.options.prevKv !== true && event.prevKv !== undefined) selected.push({ type: event.type, kv: event.kv });
+      else selected.push(event);
+    }
+    return selected;
+  }
+
+  private deliver(delivery: WatchDelivery): void {
+    const waiter = this.waiter;
+    if (waiter !== undefined) {
+      this.waiter = undefined;
+      waiter(delivery);
+      if (delivery.kind !== 'events') this.queue.push(delivery);
+      return;
+    }
+    this.queue.push(delivery);
+    if (delivery.kind === 'events') this.queuedEvents += delivery.events.length;
+  }
+
+  /** Reads history chunks until something is delivered or the watcher is synced again. */
+  private catchUp(): void {
+    if (this.catchingUp) return;
+    this.catchingUp = true;
+    void this.catchUpLoop().finally(() => {
+      this.catchingUp = false;
+    });
+  }
+
+  private async catchUpLoop(): Promise<void> {
+    const store = this.hub.store;
+    while (this.state === 'unsynced' && this.waiter !== undefined) {
+      const from = this.nextRevision;
+      const epoch = this.hub.restoreEpoch;
+      const outcome = await store.history(this.range, from, this.hub.catchUpEventsMax, this.options.prevKv === true);
+      if (this.state !== 'unsynced' || this.nextRevision !== from) return; // canceled meanwhile
+      if (epoch !== this.hub.restoreEpoch) continue; // the store was replaced under the read: retry
+      if (!outcome.ok) {
+        this.finish({ kind: 'compacted', compactRevision: store.compactRevision() });
+        return;
+      }
+      const selected = this.select(outcome.value.events);
+      this.nextRevision = outcome.value.throughRevision + 1;
+      // Synchronously with the check: no revision can slip between history and live delivery.
+      if (this.nextRevision > store.currentRevision()) this.state = 'synced';
+      if (selected.length > 0) this.deliver({ kind: 'events', events: selected });
+    }
+  }
+}
+
+/** The hub: one per store. */
+export class WatchHub {
+  /** @internal */
+  readonly catchUpEventsMax: number;
+  private readonly bufferedEventsMax: number;
+  private readonly watchers = new Set<Watcher>();
+  /** @internal Bumped by every snapshot restore; a history read that straddles one is retried. */
+  restoreEpoch = 0;
+  private readonly unsubscribe: Array<() => void>;
+
+  constructor(
+    readonly store: MvccStore,
+    options: WatchHubOptions = {},
+  ) {
+    this.bufferedEventsMax = options.bufferedEventsMax ?? 1024;
+    this.catchUpEventsMax = options.catchUpEventsMax ?? 1000;
+    assert(this.bufferedEventsMax >= 1 && this.catchUpEventsMax >= 1, 'watch hub limits must be positive');
+    this.unsubscribe = [
+      store.subscribe((revision, events) => this.notify(revision, events)),
+      store.subscribeRestore(() => {
+        this.restoreEpoch += 1;
+        for (const watcher of this.watchers) watcher.desync();
+      }),
+    ];
+  }
+
+  /**
+   * Starts a watcher. With start revision 0 it sees revisions after the current one; a start at or
+   * below the current revision replays history first (or ends 'compacted').
+   */
+  watch(options: WatchOptions): Watcher {
+    const current = this.store.currentRevision();
+    const requested = options.startRevision ?? 0;
+    const watcher = new Watcher(this, options, requested > 0 ? requested : current + 1, current);
+    this.watchers.add(watcher);
+    return watcher;
+  }
+
+  /** Watchers in the synced and unsynced groups (metrics, tests). */
+  counts(): { synced: number; unsynced: number } {
+    let synced = 0;
+    for (const watcher of this.watchers) if (watcher.isSynced()) synced += 1;
+    return { synced, unsynced: this.watchers.size - synced };
+  }
+
+  /** Cancels every watcher and detaches from the store. */
+  close(): void {
+    for (const watcher of [...this.watchers]) watcher.cancel();
+    for (const unsubscribe of this.unsubscribe) unsubscribe();
+  }
+
+  /** @internal */
+  forget(watcher: Watcher): void {
+    this.watchers.delete(watcher);
+  }
+
+  private notify(revision: Revision, events: readonly MvccEvent[]): void {
+    for (const watcher of this.watchers) {
+      if (watcher.state !== 'synced' || revision < watcher.nextRevision) continue;
+      assert(revision === watcher.nextRevision, `watch hub: revision ${revision} offered to a watcher expecting ${watcher.nextRevision}`);
+      watcher.offer(revision, events, this.bufferedEventsMax);
+    }
+  }
+}
