@@ -30,12 +30,11 @@ import { Level } from 'level';
 import type { LogIndex } from '../raft/types';
 import { assert, failure, success, type MvccOutcome } from './errors';
 import { KeyIndex, pointerAt, pointerBefore, type CurrentValue, type KeyEntry, type RevisionPointer } from './key-index';
-import { fromKeyString, rangeContains, resolveRange, toKeyString, type KeyRange, type KeyString } from './key-range';
+import { rangeContains, resolveRange, toKeyString, type KeyRange, type KeyString } from './key-range';
 import {
   decodeRecord,
   decodeRecordKey,
   decodeUint64,
-  encodeRecord,
   encodeUint64,
   metaKey,
   recordKey,
@@ -49,15 +48,12 @@ import {
   NO_LEASE,
   type CompactionResponse,
   type Compare,
-  type DeleteRangeRequest,
-  type DeleteRangeResponse,
   type KeyValue,
   type LeaseId,
   type MvccEvent,
   type MvccWriteRequest,
   type MvccWriteResponse,
   type PutRequest,
-  type PutResponse,
   type RangeRequest,
   type RangeResponse,
   type RequestOp,
@@ -66,6 +62,7 @@ import {
   type TxnRequest,
   type TxnResponse,
 } from './types';
+import { currentKeyValue, currentValueOf, deleteEvent, WriteTransaction, type TransactionTarget } from './write-transaction';
 import { MAX_TXN_OPERATIONS_DEFAULT, validateDeleteRangeRequest, validatePutRequest, validateRangeRequest, validateTxnRequest } from './validate';
 import { readSnapshotImage, writeSnapshotImage, type SnapshotImageHeader } from './mvcc-snapshot-image';
 
@@ -118,11 +115,10 @@ interface Located {
   readonly pointer: RevisionPointer;
 }
 
-const EMPTY = Buffer.alloc(0);
 const DEFAULT_COMPACTION_BATCH_RECORDS = 10_000;
 
 /** The MVCC store. Create with {@link MvccStore.open}. */
-export class MvccStore {
+export class MvccStore implements TransactionTarget {
   private readonly index = new KeyIndex();
   /** Raft applied index, durable. */
   private applied: LogIndex = 0;
@@ -693,84 +689,4 @@ export class MvccStore {
     if (this.compacted > 0) this.index.compact(this.compacted);
     if (this.compactionFinished < this.compacted) this.schedulePhysicalCompaction(this.compacted);
   }
-}
-
-/**
- * The writes of one transaction (a Put, a DeleteRange or a Txn), all at main revision
- * `beginRevision + 1` with increasing sub-revisions. Changes go to the index at once (so later
- * operations of the same txn read their own writes) and to the store's pending batch.
- */
-class WriteTransaction {
-  readonly main: Revision;
-  readonly events: MvccEvent[] = [];
-  readonly records: Array<{ type: 'put'; key: Buffer; value: Buffer }> = [];
-
-  constructor(
-    private readonly store: MvccStore,
-    readonly beginRevision: Revision,
-  ) {
-    this.main = beginRevision + 1;
-  }
-
-  /** The revision this transaction's reads see: its own once it wrote something. */
-  viewRevision(): Revision {
-    return this.events.length > 0 ? this.main : this.beginRevision;
-  }
-
-  /** etcd Put (checks were done before): ignore_value/ignore_lease keep the current ones. */
-  put(request: PutRequest): PutResponse {
-    const key = toKeyString(request.key);
-    const previous = this.store.keyIndex().get(key)?.current;
-    const previousKv = previous === undefined ? undefined : currentKeyValue(key, previous);
-    // A key missing here despite ignore_* (only reachable through etcd's "\0" delete quirk, where
-    // etcd itself panics) is written with an empty value and no lease, identically everywhere.
-    const value = request.ignoreValue === true ? (previous?.value ?? EMPTY) : Buffer.from(request.value ?? EMPTY);
-    const lease = request.ignoreLease === true ? (previous?.lease ?? NO_LEASE) : (request.lease ?? NO_LEASE);
-    const current: CurrentValue = {
-      createRevision: previous?.createRevision ?? this.main,
-      modRevision: this.main,
-      version: (previous?.version ?? 0) + 1,
-      value,
-      lease,
-    };
-    const sub = this.events.length;
-    const record = encodeRecord(false, { key: request.key, createRevision: current.createRevision, version: current.version, lease, value });
-    this.records.push(this.store.stageWrite(key, this.main, sub, false, record, current));
-    const kv = currentKeyValue(key, current);
-    this.events.push(previousKv === undefined ? { type: EventType.Put, kv } : { type: EventType.Put, kv, prevKv: previousKv });
-    return request.prevKv === true && previousKv !== undefined ? { revision: this.main, prevKv: previousKv } : { revision: this.main };
-  }
-
-  /** etcd DeleteRange: tombstones every live key of the range. */
-  deleteRange(request: DeleteRangeRequest): DeleteRangeResponse {
-    const live: Array<{ key: KeyString; current: CurrentValue }> = [];
-    this.store.keyIndex().visit(resolveRange(request.key, request.rangeEnd), (entry) => {
-      if (entry.current !== undefined) live.push({ key: entry.key, current: entry.current });
-      return true;
-    });
-    const prevKvs: KeyValue[] = [];
-    for (const { key, current } of live) {
-      const keyBytes = fromKeyString(key);
-      const previousKv = currentKeyValue(key, current);
-      if (request.prevKv === true) prevKvs.push(previousKv);
-      const record = encodeRecord(true, { key: keyBytes, createRevision: 0, version: 0, lease: NO_LEASE, value: EMPTY });
-      this.records.push(this.store.stageWrite(key, this.main, this.events.length, true, record, undefined));
-      this.events.push({ ...deleteEvent(keyBytes, this.main), prevKv: previousKv });
-    }
-    const revision = live.length > 0 || this.events.length > 0 ? this.main : this.beginRevision;
-    return { revision, deleted: live.length, prevKvs };
-  }
-}
-
-function currentValueOf(kv: KeyValue): CurrentValue {
-  return { createRevision: kv.createRevision, modRevision: kv.modRevision, version: kv.version, value: kv.value, lease: kv.lease };
-}
-
-function currentKeyValue(key: KeyString, current: CurrentValue): KeyValue {
-  return { key: fromKeyString(key), ...current };
-}
-
-/** A DELETE event's kv: only the key and the deletion's revision (etcd). */
-function deleteEvent(key: Buffer, revision: Revision): MvccEvent {
-  return { type: EventType.Delete, kv: { key, createRevision: 0, modRevision: revision, version: 0, value: EMPTY, lease: NO_LEASE } };
 }

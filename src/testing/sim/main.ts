@@ -51,17 +51,17 @@ export function formatFailure(result: RunResult, command: string): string {
 
 /** Fault and workload counts of one run, one line. */
 export function formatCounts(result: RunResult): string {
-  const s = result.simulator;
-  const w = result.workload;
-  const n = result.network;
-  const refused = Object.entries(w.proposalsRefused).map(([reason, count]) => `${reason}:${count}`).join(',') || 'none';
+  const simulator = result.simulator;
+  const workload = result.workload;
+  const network = result.network;
+  const refused = Object.entries(workload.proposalsRefused).map(([reason, count]) => `${reason}:${count}`).join(',') || 'none';
   return [
-    `committed=${result.committedIndex} terms=${result.terms} leaders=${s.leadersElected} checks=${result.checks}`,
-    `net sent=${n.sent} delivered=${n.delivered} lost=${n.lost} dup=${n.duplicated} partitionDrops=${n.partitionDrops}`,
-    `partitions=${w.partitions} oneWay=${w.oneWayCuts} heals=${w.heals} crashes=${s.crashes} readyCrashes=${s.readyCrashes} restarts=${s.restarts} stops=${s.stops}`,
-    `snapshots created=${s.snapshotsCreated} installed=${s.snapshotsInstalled} reports finish=${s.snapshotReportsFinish}/failure=${s.snapshotReportsFailure} unreachable=${s.unreachableReports}`,
-    `proposals ok=${w.proposalsAccepted} refused={${refused}} rejectedByLeader=${s.rejectedProposals} reads=${w.readsIssued}/answered=${s.readStates}`,
-    `confChanges ok=${w.confChangesAccepted} refused=${JSON.stringify(w.confChangesRefused)} readdRefused=${w.readdRefused} transfers=${w.transfers}`,
+    `committed=${result.committedIndex} terms=${result.terms} leaders=${simulator.leadersElected} checks=${result.checks}`,
+    `net sent=${network.sent} delivered=${network.delivered} lost=${network.lost} dup=${network.duplicated} partitionDrops=${network.partitionDrops}`,
+    `partitions=${workload.partitions} oneWay=${workload.oneWayCuts} heals=${workload.heals} crashes=${simulator.crashes} readyCrashes=${simulator.readyCrashes} restarts=${simulator.restarts} stops=${simulator.stops}`,
+    `snapshots created=${simulator.snapshotsCreated} installed=${simulator.snapshotsInstalled} reports finish=${simulator.snapshotReportsFinish}/failure=${simulator.snapshotReportsFailure} unreachable=${simulator.unreachableReports}`,
+    `proposals ok=${workload.proposalsAccepted} refused={${refused}} rejectedByLeader=${simulator.rejectedProposals} reads=${workload.readsIssued}/answered=${simulator.readStates}`,
+    `confChanges ok=${workload.confChangesAccepted} refused=${JSON.stringify(workload.confChangesRefused)} readdRefused=${workload.readdRefused} transfers=${workload.transfers}`,
     `liveness=${result.livenessTicks === undefined ? '-' : `${result.livenessTicks} ticks`} time=${result.elapsedMilliseconds.toFixed(0)}ms`,
   ].join('\n  ');
 }
