@@ -53,6 +53,11 @@ export interface ClusterOptions {
   readonly requestTimeoutMs: number;
   /** More flags for every node, e.g. `['--snapshot-count', '100']`. */
   readonly extraFlags?: readonly string[];
+  /**
+   * No proxies: nodes reach each other directly (for benchmarks). Network faults are then
+   * unavailable; process faults still work.
+   */
+  readonly direct?: boolean;
 }
 
 /** The state of one node process as the harness knows it. */
@@ -129,13 +134,13 @@ export class Cluster {
       }
       for (const from of ids) {
         for (const to of ids) {
-          if (from === to) continue;
+          if (from === to || options.direct === true) continue;
           cluster.proxies.set(`${from}->${to}`, await TcpProxy.start({ targetHost: HOST, targetPort: peerPorts.get(to) as number, listenPort: await cluster.freshPort() }));
         }
       }
       for (const id of ids) {
         const clusterUrls = ids.map((other) =>
-          other === id ? `http://${HOST}:${peerPorts.get(id)}` : `http://${HOST}:${cluster.proxy(id, other).port}`,
+          other === id || options.direct === true ? `http://${HOST}:${peerPorts.get(other)}` : `http://${HOST}:${cluster.proxy(id, other).port}`,
         );
         cluster.nodes.set(id, cluster.newRecord(id, peerPorts.get(id) as number, httpPorts.get(id) as number, clusterUrls, false));
       }

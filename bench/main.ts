@@ -1,0 +1,148 @@
+/**
+ * `npm run bench`: every benchmark, one table, written to docs/PERFORMANCE.md.
+ *
+ * 1. The Raft core alone (bench/raft-bench.ts, no I/O): committed entries per second.
+ * 2. A three-node raftkv cluster on loopback (real processes, real fsyncs, the Procfile's
+ *    default timings): committed HTTP PUT throughput with 64 clients spread over the three nodes,
+ *    single-client PUT latency against the leader, and linearizable and serializable GET
+ *    throughput with 64 clients spread over the three nodes. 256-byte values throughout.
+ *
+ * Options: `--seconds N` per workload (default 10), `--no-write` to leave docs/ alone.
+ * Progress goes to stderr; the table to stdout and to docs/PERFORMANCE.md (between markers, so
+ * the hand-written analysis around it is kept).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Cluster } from '../src/testing/jepsen/cluster';
+import { waitUntil } from '../src/testing/jepsen/wait-until';
+import { HttpClient, formatRow, runLoad, type LoadResult } from './load';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const CLI_PATH = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
+const VALUE = Buffer.alloc(256, 'v');
+
+function progress(line: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+}
+
+async function leaderOf(cluster: Cluster, clients: Map<number, HttpClient>): Promise<number> {
+  return waitUntil(
+    async () => {
+      for (const id of cluster.runningIds()) {
+        const response = await clients.get(id)!.request('GET', '/-/status');
+        const leader = JSON.parse(response.body.toString()).leader as string | null;
+        if (leader !== null) return Number(leader);
+      }
+      return undefined;
+    },
+    { timeoutMs: 30_000, description: 'a leader' },
+  );
+}
+
+async function httpBenchmarks(seconds: number): Promise<LoadResult[]> {
+  progress('starting a three-node cluster (direct peer links, --tick-ms 100)');
+  const cluster = await Cluster.start({ size: 3, cliPath: CLI_PATH, tickMs: 100, electionTicks: 10, heartbeatTicks: 1, requestTimeoutMs: 5000, direct: true });
+  const results: LoadResult[] = [];
+  try {
+    await cluster.waitUntilHealthy(30_000);
+    const clients = new Map(cluster.runningIds().map((id) => [id, new HttpClient('127.0.0.1', cluster.httpEndpoint(id).port, 64)]));
+    const ids = cluster.runningIds();
+    const leader = await leaderOf(cluster, clients);
+    const spread = (client: number) => clients.get(ids[client % ids.length]!)!;
+    const check = (status: number, expected: number[]) => {
+      if (!expected.includes(status)) throw new Error(`HTTP ${status}`);
+    };
+
+    progress(`PUT, 64 clients over 3 nodes, ${seconds}s`);
+    results.push(
+      await runLoad('HTTP PUT (committed), 64 clients over 3 nodes', 64, seconds, async (client, sequence) => {
+        const response = await spread(client).request('PUT', `/bench-${client}-${sequence % 1000}`, VALUE);
+        check(response.status, [204]);
+      }),
+    );
+    progress(`PUT, 1 client on the leader (node ${leader}), ${seconds}s`);
+    results.push(
+      await runLoad('HTTP PUT (committed), 1 client, leader', 1, seconds, async (_client, sequence) => {
+        const response = await clients.get(leader)!.request('PUT', `/single-${sequence % 1000}`, VALUE);
+        check(response.status, [204]);
+      }),
+    );
+    progress(`GET linearizable, 64 clients over 3 nodes, ${seconds}s`);
+    results.push(
+      await runLoad('HTTP GET linearizable, 64 clients over 3 nodes', 64, seconds, async (client, sequence) => {
+        const response = await spread(client).request('GET', `/bench-${client}-${sequence % 100}`);
+        check(response.status, [200, 404]);
+      }),
+    );
+    progress(`GET serializable, 64 clients over 3 nodes, ${seconds}s`);
+    results.push(
+      await runLoad('HTTP GET serializable, 64 clients over 3 nodes', 64, seconds, async (client, sequence) => {
+        const response = await spread(client).request('GET', `/bench-${client}-${sequence % 100}?serializable`);
+        check(response.status, [200, 404]);
+      }),
+    );
+    for (const client of clients.values()) client.close();
+  } finally {
+    await cluster.stop({ removeRunDirectory: true });
+  }
+  return results;
+}
+
+function raftCoreBenchmark(): string {
+  progress('Raft core benchmark (no I/O)');
+  const result = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'bench', 'raft-bench.js')], { encoding: 'utf8' });
+  if (result.status !== 0) return `raft core benchmark failed: ${result.stderr}`;
+  return result.stdout.trim();
+}
+
+function machineDescription(): string {
+  const cpus = os.cpus();
+  let fsync = '';
+  try {
+    fsync = execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim();
+  } catch {
+    fsync = 'unknown kernel';
+  }
+  return `${cpus.length} × ${cpus[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${fsync}, Node ${process.version}`;
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const secondsIndex = args.indexOf('--seconds');
+  const seconds = secondsIndex >= 0 ? Number(args[secondsIndex + 1]) : 10;
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new Error('--seconds takes a positive number');
+  const write = !args.includes('--no-write');
+
+  const raft = raftCoreBenchmark();
+  const http = await httpBenchmarks(seconds);
+  const table = [
+    `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${machineDescription()}; ${seconds} s per workload, 256-byte values.`,
+    '',
+    '```',
+    raft,
+    '```',
+    '',
+    '| workload | clients | ops/s | p50 ms | p99 ms | errors |',
+    '|---|---|---|---|---|---|',
+    ...http.map(formatRow),
+  ].join('\n');
+  process.stdout.write(`${table}\n`);
+  if (write) {
+    const file = path.join(ROOT, 'docs', 'PERFORMANCE.md');
+    const begin = '<!-- bench:begin -->';
+    const end = '<!-- bench:end -->';
+    const current = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : `# Performance\n\n${begin}\n${end}\n`;
+    const start = current.indexOf(begin);
+    const stop = current.indexOf(end);
+    const next = start >= 0 && stop > start ? `${current.slice(0, start + begin.length)}\n${table}\n${current.slice(stop)}` : `${current}\n${begin}\n${table}\n${end}\n`;
+    fs.writeFileSync(file, next);
+    progress(`wrote ${path.relative(ROOT, file)}`);
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench failed: ${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exit(1);
+});
