@@ -33,23 +33,16 @@ export const FAULT_KINDS = [
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /**
- * Fault kinds left out of `all` because they trip an open finding (docs/sim-findings.md):
- * 'torn-snapshot-write' crashes a node between persisting a received snapshot and persisting the
- * HardState of the same Ready, which the core refuses to restart from (finding 1).
- */
-export const FAULT_KINDS_EXCLUDED_FROM_ALL: readonly FaultKind[] = ['torn-snapshot-write'];
-
-/**
- * Parses `all` (every kind but {@link FAULT_KINDS_EXCLUDED_FROM_ALL}), `everything`, `none`, or a
- * comma-separated list of kinds (which may start with `all`). Throws on unknown names.
+ * Parses `all` (every kind; `everything` is an alias), `none`, or a comma-separated list of
+ * kinds (which may start with `all`). Throws on unknown names.
  */
 export function parseFaults(text: string): Set<FaultKind> {
-  if (text === 'everything') return new Set(FAULT_KINDS);
+  if (text === 'everything' || text === 'all') return new Set(FAULT_KINDS);
   if (text === 'none' || text === '') return new Set();
   const out = new Set<FaultKind>();
   for (const name of text.split(',').map((part) => part.trim())) {
     if (name === 'all') {
-      for (const kind of FAULT_KINDS) if (!FAULT_KINDS_EXCLUDED_FROM_ALL.includes(kind)) out.add(kind);
+      for (const kind of FAULT_KINDS) out.add(kind);
       continue;
     }
     if (!(FAULT_KINDS as readonly string[]).includes(name)) throw new Error(`unknown fault kind '${name}' (known: ${FAULT_KINDS.join(', ')})`);
