@@ -4,7 +4,8 @@
  * Layout of a data directory (`--data-dir`, default `raftkv-<id>`):
  *   wal/    the write-ahead log (src/wal): hard state, entries, snapshot markers
  *   snap/   snapshot files (src/snap): state machine images with their metadata
- *   kv/     the state machine in level (src/kv): keys, members, durable applied index
+ *   kv/     membership in level (src/kv): members, removed IDs, durable applied index
+ *   mvcc/   the keyspace in level (src/mvcc): revisions, history, durable applied index
  *
  * Recovery, in order:
  * 1. Open the WAL (this takes the directory lock, repairs a torn tail, refuses mid-log damage).
@@ -29,6 +30,8 @@ import { NONE, type HardState, type LogIndex, type NodeId } from '../raft/types'
 import { Wal } from '../wal/wal';
 import { Snapshotter } from '../snap/snapshotter';
 import { KvStore } from '../kv/kv-store';
+import { MvccStore } from '../mvcc/mvcc-store';
+import { NodeStateMachine } from './state-machine';
 import { clusterIdFor } from '../transport/cluster-id';
 import type { RuntimeLogger } from './raft-server';
 import { encodeSnapshotDescriptor } from './snapshots';
@@ -37,7 +40,7 @@ import { encodeSnapshotDescriptor } from './snapshots';
 export interface DurableState {
   readonly wal: Wal;
   readonly snapshotter: Snapshotter;
-  readonly stateMachine: KvStore;
+  readonly stateMachine: NodeStateMachine;
   readonly storage: MemoryStorage;
   readonly persistedHardState: HardState;
   readonly snapshotIndex: LogIndex;
@@ -56,6 +59,8 @@ export interface OpenDurableStateOptions {
   readonly join: boolean;
   readonly clusterToken: string;
   readonly logger: RuntimeLogger;
+  /** etcd --max-txn-ops, which must be equal on every member. */
+  readonly maxTxnOperations?: number;
 }
 
 /** The WAL's metadata record: who this node is and which cluster it belongs to. */
@@ -70,11 +75,10 @@ const ZERO_HARD_STATE: HardState = { term: 0, vote: NONE, commit: 0 };
 export async function openDurableState(options: OpenDurableStateOptions): Promise<DurableState> {
   const walDir = path.join(options.dataDir, 'wal');
   const snapDir = path.join(options.dataDir, 'snap');
-  const kvDir = path.join(options.dataDir, 'kv');
   fs.mkdirSync(snapDir, { recursive: true });
   const walLogger = adaptLogger(options.logger);
 
-  if (!Wal.exists(walDir)) return createDurableState(options, walDir, snapDir, kvDir);
+  if (!Wal.exists(walDir)) return createDurableState(options, walDir, snapDir);
 
   const opened = await Wal.open(walDir, { logger: walLogger });
   const metadata = parseMetadata(opened.metadata);
@@ -88,7 +92,7 @@ export async function openDurableState(options: OpenDurableStateOptions): Promis
   const snapshotter = new Snapshotter(snapDir, { logger: walLogger });
   const markers = new Set(opened.snapshotMarkers.map((m) => `${m.term}/${m.index}`));
   const snapshotFile = await snapshotter.loadNewest((meta) => markers.has(`${meta.term}/${meta.index}`));
-  const stateMachine = await KvStore.open(kvDir, { logger: walLogger });
+  const stateMachine = await openStateMachine(options, walLogger);
   const storage = new MemoryStorage();
   let snapshotIndex = 0;
   if (snapshotFile !== undefined) {
@@ -133,7 +137,7 @@ export async function openDurableState(options: OpenDurableStateOptions): Promis
   };
 }
 
-async function createDurableState(options: OpenDurableStateOptions, walDir: string, snapDir: string, kvDir: string): Promise<DurableState> {
+async function createDurableState(options: OpenDurableStateOptions, walDir: string, snapDir: string): Promise<DurableState> {
   const walLogger = adaptLogger(options.logger);
   const clusterId = options.join ? 0n : clusterIdFor(options.initialMembers, options.clusterToken);
   const metadata: WalMetadata = { nodeId: options.id.toString(), clusterId: clusterId.toString() };
@@ -151,7 +155,7 @@ async function createDurableState(options: OpenDurableStateOptions, walDir: stri
     options.logger.info({}, 'joining an existing cluster: starting empty, waiting for the leader');
   }
   const snapshotter = new Snapshotter(snapDir, { logger: walLogger });
-  const stateMachine = await KvStore.open(kvDir, { logger: walLogger });
+  const stateMachine = await openStateMachine(options, walLogger);
   return { wal, snapshotter, stateMachine, storage, persistedHardState: hardState, snapshotIndex: 0, clusterId, created: true };
 }
 
@@ -186,6 +190,12 @@ function readLearnedClusterId(dataDir: string): bigint {
   const text = fs.readFileSync(file, 'utf8').trim();
   if (!/^\d+$/.test(text)) throw new Error(`${file} does not hold a cluster ID`);
   return BigInt(text);
+}
+
+async function openStateMachine(options: OpenDurableStateOptions, logger: ReturnType<typeof adaptLogger>): Promise<NodeStateMachine> {
+  const membership = await KvStore.open(path.join(options.dataDir, 'kv'), { logger });
+  const mvcc = await MvccStore.open(path.join(options.dataDir, 'mvcc'), { maxTxnOperations: options.maxTxnOperations ?? 128 });
+  return new NodeStateMachine(membership, mvcc);
 }
 
 function parseMetadata(bytes: Uint8Array): WalMetadata {

@@ -54,8 +54,12 @@ import {
   readTimeoutError,
   timeoutMaybeAppliedError,
 } from '../errors';
-import { decodeCommand, encodeCommand, type Command } from '../kv/command';
 import type { MemberChange } from '../kv/kv-store';
+import { decodeMvccWrite, encodeMvccWrite } from '../mvcc/write-codec';
+import type { MvccOutcome } from '../mvcc/errors';
+import type { MvccWriteRequest, MvccWriteResponse } from '../mvcc/types';
+import type { ApplyResult } from '../mvcc/mvcc-store';
+import type { StateMachineEntry } from './state-machine';
 import { AppliedWaiters, ReadBatcher } from './read-batcher';
 import { RequestIdGenerator } from './request-id';
 import { Waiters } from './waiters';
@@ -71,13 +75,20 @@ export interface WalPort {
   close(): Promise<void>;
 }
 
-/** The state machine as the runtime uses it (src/kv `KvStore`). */
+/** The state machine as the runtime uses it (state-machine.ts `NodeStateMachine`). */
 export interface StateMachinePort {
   appliedIndex(): LogIndex;
   get(key: string): Promise<Uint8Array | undefined>;
-  applyEntries(batch: Array<{ index: LogIndex; commands: Command[]; members?: MemberChange[] }>): Promise<void>;
+  applyEntries(entries: readonly StateMachineEntry[]): Promise<Map<LogIndex, ApplyResult>>;
   members(): Map<NodeId, { peerUrl: string; isLearner: boolean }>;
   removedIds(): Set<NodeId>;
+}
+
+/** What a proposer learns once its entry is applied. */
+export interface WriteResult {
+  readonly appliedIndex: LogIndex;
+  /** The MVCC outcome (for MVCC writes; undefined for membership changes). */
+  readonly outcome?: MvccOutcome<MvccWriteResponse>;
 }
 
 /** Snapshot files and state machine images as the runtime uses them (src/node/snapshots.ts). */
@@ -160,7 +171,7 @@ export class RaftServer extends EventEmitter {
   private readonly metrics: Metrics | undefined;
 
   private readonly requestIds: RequestIdGenerator;
-  private readonly writes = new Waiters<LogIndex>();
+  private readonly writes = new Waiters<WriteResult>();
   private readonly reads: ReadBatcher;
   private readonly applied = new AppliedWaiters();
   private readonly leaderWaiters = new Set<() => void>();
@@ -289,12 +300,19 @@ export class RaftServer extends EventEmitter {
 
   /** Writes `key` = `value`; resolves once the write is committed AND applied on this node. */
   async put(key: string, value: Uint8Array): Promise<{ appliedIndex: LogIndex }> {
-    return this.proposeCommand({ op: 'put', key, value });
+    const result = await this.proposeWrite({ kind: 'put', request: { key: Buffer.from(key, 'utf8'), value } });
+    if (result.outcome !== undefined && !result.outcome.ok) throw notAppliedError(result.outcome.error);
+    return { appliedIndex: result.appliedIndex };
   }
 
-  /** Deletes `key`; resolves once applied on this node. */
-  async delete(key: string): Promise<{ appliedIndex: LogIndex }> {
-    return this.proposeCommand({ op: 'delete', key });
+  /**
+   * Proposes an MVCC write through the log; resolves once it is committed AND applied on this
+   * node, with the outcome computed at apply time.
+   */
+  async proposeWrite(write: MvccWriteRequest): Promise<WriteResult> {
+    const requestId = this.requestIds.next();
+    const data = encodeMvccWrite(requestId, write);
+    return this.proposeUntilAccepted(requestId, () => this.raft.propose(data), 'write');
   }
 
   /** Reads `key`: linearizable (ReadIndex or lease, then wait for apply) or serializable (local). */
@@ -403,16 +421,11 @@ export class RaftServer extends EventEmitter {
   // ---------------------------------------------------------------------------------------------
   // Proposals
 
-  private async proposeCommand(command: Omit<Command, 'requestId'>): Promise<{ appliedIndex: LogIndex }> {
-    const requestId = this.requestIds.next();
-    const data = encodeCommand({ ...command, requestId } as Command);
-    return this.proposeUntilAccepted(requestId, () => this.raft.propose(data), 'write');
-  }
-
   private async proposeMembership(change: ConfChange, peerUrl: string): Promise<{ appliedIndex: LogIndex }> {
     const requestId = this.requestIds.next();
     const withContext: ConfChange = { ...change, context: encodeMemberContext({ peerUrl, requestId }) };
-    return this.proposeUntilAccepted(requestId, () => this.raft.proposeConfChange(withContext), 'membership');
+    const result = await this.proposeUntilAccepted(requestId, () => this.raft.proposeConfChange(withContext), 'membership');
+    return { appliedIndex: result.appliedIndex };
   }
 
   /**
@@ -421,7 +434,7 @@ export class RaftServer extends EventEmitter {
    * will never happen); a deadline passed after the proposal was accepted is
    * 'timeout-maybe-applied' (it may still happen).
    */
-  private async proposeUntilAccepted(requestId: bigint, propose: () => StepResult, kind: 'write' | 'membership'): Promise<{ appliedIndex: LogIndex }> {
+  private async proposeUntilAccepted(requestId: bigint, propose: () => StepResult, kind: 'write' | 'membership'): Promise<WriteResult> {
     const deadline = Date.now() + this.options.requestTimeoutMs;
     for (;;) {
       this.assertRunning();
@@ -440,12 +453,12 @@ export class RaftServer extends EventEmitter {
     }
     this.scheduleReady();
     const remainingMs = Math.max(1, deadline - Date.now());
-    const appliedIndex = await this.writes.wait(requestId, remainingMs, () => {
+    const result = await this.writes.wait(requestId, remainingMs, () => {
       this.metrics?.proposals.inc({ outcome: 'timeout' });
       return timeoutMaybeAppliedError(this.options.requestTimeoutMs);
     });
     this.metrics?.proposals.inc({ outcome: 'applied' });
-    return { appliedIndex };
+    return result;
   }
 
   /** Waits until a leader is known (or changes, if `mustChange`), or the deadline passes. */
@@ -596,13 +609,11 @@ export class RaftServer extends EventEmitter {
 
   private requestIdOf(entry: Entry): bigint | undefined {
     if (entry.type === EntryType.ConfChange) {
-      const change = decodeConfChange(entry.data);
-      if (!isDecoded(change)) return undefined;
-      return decodeMemberContext(change.context)?.requestId;
+      return decodeMemberContext(decodeConfChange(entry.data).context)?.requestId;
     }
     if (entry.data.length === 0) return undefined;
-    const decoded = decodeCommand(entry.data);
-    return decoded.ok ? decoded.command.requestId : undefined;
+    const decoded = decodeMvccWrite(entry.data);
+    return decoded.ok ? decoded.value.requestId : undefined;
   }
 
   private async installSnapshot(snapshot: Snapshot): Promise<void> {
@@ -619,30 +630,28 @@ export class RaftServer extends EventEmitter {
 
   /**
    * Applies committed entries: conf changes go to the core at once (in log order), everything
-   * goes to the state machine in ONE batch with the new applied index. Entries the state machine
+   * goes to the state machine in one batch per store with the new applied index. Entries a store
    * already holds (at or below its durable applied index, replayed after a restart) are skipped
-   * there but conf changes still reach the core.
+   * by that store, but conf changes still reach the core.
    */
   private async applyEntries(entries: readonly Entry[]): Promise<void> {
-    const durableApplied = this.stateMachine.appliedIndex();
-    const batch: Array<{ index: LogIndex; commands: Command[]; members?: MemberChange[] }> = [];
+    const batch: StateMachineEntry[] = [];
+    const writers: Array<[bigint, LogIndex]> = [];
     const resolved: Array<[bigint, LogIndex]> = [];
     const refused: Array<[bigint, LogIndex]> = [];
     const peerChanges: Array<() => void> = [];
     let removedSelf = false;
 
     for (const entry of entries) {
-      const fresh = entry.index > durableApplied;
       if (entry.type === EntryType.ConfChange) {
         const change = decodeConfChange(entry.data);
-        if (!isDecoded(change)) throw new Error(`assertion failed: undecodable conf change at index ${entry.index}`);
         const context = decodeMemberContext(change.context);
         const before = this.confState;
         const after = this.raft.applyConfChange(change);
         this.confState = after;
         const tookEffect = !sameConfState(before, after);
         const memberChange = tookEffect ? this.memberChangeFor(change, context?.peerUrl) : undefined;
-        if (fresh) batch.push({ index: entry.index, commands: [], members: memberChange ? [memberChange] : [] });
+        batch.push({ index: entry.index, members: memberChange ? [memberChange] : [] });
         if (memberChange !== undefined) {
           peerChanges.push(() => this.applyPeerChange(memberChange));
           if (memberChange.kind === 'remove' && memberChange.id === this.id) removedSelf = true;
@@ -650,21 +659,26 @@ export class RaftServer extends EventEmitter {
         if (context !== undefined) (tookEffect ? resolved : refused).push([context.requestId, entry.index]);
         this.logger.info({ index: entry.index, change: ConfChangeType[change.type], node: change.nodeId.toString(), tookEffect }, 'membership change applied');
       } else if (entry.data.length === 0) {
-        if (fresh) batch.push({ index: entry.index, commands: [] });
+        batch.push({ index: entry.index });
       } else {
-        const decoded = decodeCommand(entry.data);
-        if (!decoded.ok) throw new Error(`assertion failed: undecodable command at index ${entry.index} (${decoded.reason})`);
-        if (fresh) batch.push({ index: entry.index, commands: [decoded.command] });
-        resolved.push([decoded.command.requestId, entry.index]);
+        const decoded = decodeMvccWrite(entry.data);
+        if (!decoded.ok) throw new Error(`assertion failed: undecodable write at index ${entry.index} (${decoded.reason})`);
+        batch.push({ index: entry.index, write: decoded.value.write });
+        writers.push([decoded.value.requestId, entry.index]);
       }
     }
 
-    if (batch.length > 0) await this.stateMachine.applyEntries(batch);
+    const results = await this.stateMachine.applyEntries(batch);
     const last = entries[entries.length - 1];
     if (last !== undefined) this.appliedIndex = last.index;
     this.metrics?.appliedIndex.set(this.appliedIndex);
     for (const change of peerChanges) change();
-    for (const [requestId, index] of resolved) this.writes.resolve(requestId, index);
+    for (const [requestId, index] of writers) {
+      const result = results.get(index);
+      const outcome = result !== undefined && !result.skipped ? result.outcome : undefined;
+      this.writes.resolve(requestId, outcome === undefined ? { appliedIndex: index } : { appliedIndex: index, outcome });
+    }
+    for (const [requestId, index] of resolved) this.writes.resolve(requestId, { appliedIndex: index });
     for (const [requestId] of refused) this.writes.reject(requestId, notAppliedError('conf-change-invalid'));
     this.applied.onApplied(this.appliedIndex);
     if (removedSelf) this.onRemoved();
@@ -782,8 +796,4 @@ function withDeadline<T>(promise: Promise<T>, deadline: number, onTimeout: () =>
 function sameConfState(a: ConfState, b: ConfState): boolean {
   const same = (x: readonly NodeId[], y: readonly NodeId[]) => x.length === y.length && x.every((id) => y.includes(id));
   return same(a.voters, b.voters) && same(a.learners, b.learners) && same(a.removed, b.removed);
-}
-
-function isDecoded(value: ConfChange | { ok: false } | unknown): value is ConfChange {
-  return typeof value === 'object' && value !== null && 'nodeId' in value && 'type' in value;
 }

@@ -10,7 +10,7 @@
  */
 import type { ConfState, LogIndex, Message, Snapshot, SnapshotMetadata } from '../raft/types';
 import type { Snapshotter, SnapshotFile } from '../snap/snapshotter';
-import type { KvStore } from '../kv/kv-store';
+import type { NodeStateMachine } from './state-machine';
 import type { SnapshotPort } from './raft-server';
 
 /** What Snapshot.data holds. */
@@ -42,7 +42,7 @@ export function decodeSnapshotDescriptor(data: Uint8Array): SnapshotDescriptor |
 export class NodeSnapshots implements SnapshotPort {
   constructor(
     private readonly snapshotter: Snapshotter,
-    private readonly stateMachine: KvStore,
+    private readonly stateMachine: NodeStateMachine,
   ) {}
 
   /**
