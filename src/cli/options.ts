@@ -28,6 +28,12 @@ export interface NodeOptions {
   readonly port: number;
   /** Host the HTTP API listens on; undefined means every interface (as raftexample). */
   readonly httpHost: string | undefined;
+  /** Port of the etcd v3 gRPC API (etcd's default client port 2379). */
+  readonly etcdPort: number;
+  /** Host the etcd v3 gRPC API listens on; undefined means every interface (as etcd's 0.0.0.0). */
+  readonly etcdHost: string | undefined;
+  /** etcd's --max-txn-ops: operations allowed in one Txn (must be equal on every member). */
+  readonly maxTxnOperations: number;
   /** Join an existing cluster (the member was added with `POST /<id>` first). */
   readonly join: boolean;
   /** Data directory (WAL, snapshots, state machine); absolute. */
@@ -67,6 +73,8 @@ export const NODE_DEFAULTS = Object.freeze({
   id: '1',
   cluster: 'http://127.0.0.1:9021',
   port: '9121',
+  etcdPort: '2379',
+  maxTxnOperations: '128',
   snapshotCount: '10000',
   tickMs: '100',
   electionTicks: '10',
@@ -109,6 +117,9 @@ export function nodeCommand(): Command {
     .option('--cluster <urls>', 'comma-separated peer URLs (http(s)://host:port) of the initial members, in ID order', NODE_DEFAULTS.cluster)
     .option('--port <port>', 'port of the HTTP key-value API', NODE_DEFAULTS.port)
     .option('--http-host <host>', 'host the HTTP API listens on (default: every interface)')
+    .option('--etcd-port <port>', 'port of the etcd v3 gRPC API (etcdctl, etcd3, clientv3)', NODE_DEFAULTS.etcdPort)
+    .option('--etcd-host <host>', 'host the etcd v3 gRPC API listens on (default: every interface)')
+    .option('--max-txn-ops <count>', 'most operations in one etcd Txn, as etcd\'s --max-txn-ops', NODE_DEFAULTS.maxTxnOperations)
     .option('--join', 'join an existing cluster (after adding this member with POST /<id>)', false)
     .option('--data-dir <dir>', 'data directory for the WAL, snapshots and state (default: raftkv-<id> in the current directory)')
     .option('--snapshot-count <entries>', 'applied entries between snapshots', NODE_DEFAULTS.snapshotCount)
@@ -174,6 +185,9 @@ interface RawOptions {
   cluster: string;
   port: string;
   httpHost?: string;
+  etcdPort: string;
+  etcdHost?: string;
+  maxTxnOps: string;
   join: boolean;
   dataDir?: string;
   snapshotCount: string;
@@ -223,11 +237,15 @@ function validate(raw: RawOptions): NodeOptions {
   if (raw.clusterToken.trim() === '') throw new UsageError('error: --cluster-token must not be empty');
   if (raw.dataDir !== undefined && raw.dataDir.trim() === '') throw new UsageError('error: --data-dir must not be empty');
   if (raw.httpHost !== undefined && raw.httpHost.trim() === '') throw new UsageError('error: --http-host must not be empty');
+  if (raw.etcdHost !== undefined && raw.etcdHost.trim() === '') throw new UsageError('error: --etcd-host must not be empty');
   return {
     id,
     cluster,
     port: parseInteger('--port', raw.port, 1, 65535),
     httpHost: raw.httpHost,
+    etcdPort: parseInteger('--etcd-port', raw.etcdPort, 1, 65535),
+    etcdHost: raw.etcdHost,
+    maxTxnOperations: parseInteger('--max-txn-ops', raw.maxTxnOps, 1),
     join,
     dataDir: path.resolve(raw.dataDir ?? `raftkv-${id}`),
     snapshotCount: parseInteger('--snapshot-count', raw.snapshotCount, 1),

@@ -408,6 +408,16 @@ export class RaftServer extends EventEmitter {
     return { ok: true };
   }
 
+  /** The current term as this node knows it. */
+  currentTerm(): number {
+    return this.term;
+  }
+
+  /** The leader this node knows of, or NONE. */
+  leaderId(): NodeId {
+    return this.leader;
+  }
+
   /** The index of the last entry applied to the state machine. */
   getAppliedIndex(): LogIndex {
     return this.appliedIndex;

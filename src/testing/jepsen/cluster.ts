@@ -67,6 +67,8 @@ interface NodeRecord {
   readonly id: number;
   readonly peerPort: number;
   readonly httpPort: number;
+  /** Port of the node's etcd v3 gRPC API. */
+  readonly etcdPort: number;
   readonly dataDirectory: string;
   readonly logFile: string;
   readonly clusterUrls: string[];
@@ -128,9 +130,11 @@ export class Cluster {
       const ids = Array.from({ length: options.size }, (_, index) => index + 1);
       const peerPorts = new Map<number, number>();
       const httpPorts = new Map<number, number>();
+      const etcdPorts = new Map<number, number>();
       for (const id of ids) {
         peerPorts.set(id, await cluster.freshPort());
         httpPorts.set(id, await cluster.freshPort());
+        etcdPorts.set(id, await cluster.freshPort());
       }
       for (const from of ids) {
         for (const to of ids) {
@@ -142,7 +146,7 @@ export class Cluster {
         const clusterUrls = ids.map((other) =>
           other === id || options.direct === true ? `http://${HOST}:${peerPorts.get(other)}` : `http://${HOST}:${cluster.proxy(id, other).port}`,
         );
-        cluster.nodes.set(id, cluster.newRecord(id, peerPorts.get(id) as number, httpPorts.get(id) as number, clusterUrls, false));
+        cluster.nodes.set(id, cluster.newRecord(id, peerPorts.get(id) as number, httpPorts.get(id) as number, etcdPorts.get(id) as number, clusterUrls, false));
       }
       for (const id of ids) cluster.spawnNode(id);
     } catch (error) {
@@ -263,6 +267,7 @@ export class Cluster {
     const id = this.nextId++;
     const peerPort = await this.freshPort();
     const httpPort = await this.freshPort();
+    const etcdPort = await this.freshPort();
     const inbound = await TcpProxy.start({ targetHost: HOST, targetPort: peerPort, listenPort: await this.freshPort() });
     this.proxies.set(`*->${id}`, inbound);
     const clusterUrls: string[] = [];
@@ -274,7 +279,7 @@ export class Cluster {
       clusterUrls.push(`http://${HOST}:${outbound.port}`);
     }
     clusterUrls.push(`http://${HOST}:${peerPort}`);
-    this.nodes.set(id, this.newRecord(id, peerPort, httpPort, clusterUrls, true));
+    this.nodes.set(id, this.newRecord(id, peerPort, httpPort, etcdPort, clusterUrls, true));
     const node = this.node(id);
     node.state = 'exited'; // a member, not started yet
     await this.membershipRequest('POST', id, `http://${HOST}:${inbound.port}`, timeoutMs);
@@ -352,6 +357,11 @@ export class Cluster {
     if (options.removeRunDirectory) fs.rmSync(this.runDirectory, { recursive: true, force: true });
   }
 
+  /** Where node `id` serves the etcd v3 gRPC API (`host:port`, scheme-less as etcdctl takes it). */
+  etcdEndpoint(id: number): string {
+    return `${HOST}:${this.node(id).etcdPort}`;
+  }
+
   /** The data directory of node `id` (for tests that damage or inspect its files). */
   dataDirectoryOf(id: number): string {
     return this.node(id).dataDirectory;
@@ -403,12 +413,13 @@ export class Cluster {
     }
   }
 
-  private newRecord(id: number, peerPort: number, httpPort: number, clusterUrls: string[], join: boolean): NodeRecord {
+  private newRecord(id: number, peerPort: number, httpPort: number, etcdPort: number, clusterUrls: string[], join: boolean): NodeRecord {
     const dataDirectory = path.join(this.runDirectory, `node-${id}`);
     return {
       id,
       peerPort,
       httpPort,
+      etcdPort,
       dataDirectory,
       logFile: path.join(this.runDirectory, `node-${id}.log`),
       clusterUrls,
@@ -426,6 +437,8 @@ export class Cluster {
       '--cluster', node.clusterUrls.join(','),
       '--port', String(node.httpPort),
       '--http-host', HOST,
+      '--etcd-port', String(node.etcdPort),
+      '--etcd-host', HOST,
       '--listen-peer', `${HOST}:${node.peerPort}`,
       '--data-dir', node.dataDirectory,
       '--tick-ms', String(this.options.tickMs),
