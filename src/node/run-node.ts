@@ -14,6 +14,9 @@ import type { AddressInfo } from 'node:net';
 import { createLogger } from '../observability/logger';
 import { createMetrics } from '../observability/metrics';
 import { createHttpApi } from '../api/http/http-api';
+import { createEtcdGrpcServer } from '../api/grpc/etcd-server';
+import { WatchHub } from '../mvcc/watch-hub';
+import { RaftEtcdBackend } from './etcd-backend';
 import { GrpcTransport } from '../transport/transport-grpc';
 import type { NodeOptions } from '../cli/options';
 import type { Message, NodeId } from '../raft/types';
@@ -27,6 +30,7 @@ export interface RunningNode {
   readonly server: RaftServer;
   readonly httpPort: number;
   readonly peerPort: number;
+  readonly etcdPort: number;
   /** Resolves when the node has shut down (after a signal, its removal, or `shutdown()`). */
   readonly done: Promise<'signal' | 'removed' | 'shutdown'>;
   shutdown(): Promise<void>;
@@ -60,7 +64,9 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     join: options.join,
     clusterToken: options.clusterToken,
     logger,
+    maxTxnOperations: options.maxTxnOperations,
   });
+  let clusterId = state.clusterId;
   const snapshots = new NodeSnapshots(state.snapshotter, state.stateMachine);
 
   let server: RaftServer | undefined;
@@ -75,7 +81,10 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       reportSnapshot: (id: NodeId, outcome: 'finish' | 'failure') => server?.reportSnapshot(id, outcome),
     },
     isRemoved: (id: NodeId) => state.stateMachine.removedIds().has(id),
-    onClusterIdLearned: (clusterId: bigint) => persistLearnedClusterId(dataDir, clusterId),
+    onClusterIdLearned: (learned: bigint) => {
+      clusterId = learned;
+      persistLearnedClusterId(dataDir, learned);
+    },
     snapshotSource: snapshots,
     snapshotSink: snapshots,
     logger,
@@ -115,6 +124,14 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     metrics,
     logger,
   });
+  const watchHub = new WatchHub(state.stateMachine.mvcc);
+  const etcdBackend = new RaftEtcdBackend(server, state.stateMachine.mvcc, watchHub, () => clusterId, options.maxRequestBytes, options.maxTxnOperations);
+  const etcd = createEtcdGrpcServer(etcdBackend, {
+    logger,
+    // etcd cancels `hasleader` watch streams after three election timeouts without a leader.
+    noLeaderCancelMs: 3 * options.electionTicks * options.tickMs,
+  });
+  const etcdPort = await etcd.listen(options.etcdHost ?? '0.0.0.0', options.etcdPort);
   const httpServer = http.createServer(app);
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
@@ -122,7 +139,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   });
   const httpPort = (httpServer.address() as AddressInfo).port;
   logger.info(
-    { httpPort, peerListen: `${listen.host}:${transport.port}`, dataDir, readMode: options.readMode },
+    { httpPort, etcdPort, peerListen: `${listen.host}:${transport.port}`, dataDir, readMode: options.readMode },
     'raftkv node started',
   );
 
@@ -136,6 +153,8 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       logger.info({ reason }, 'shutting down');
       httpServer.close();
       httpServer.closeAllConnections();
+      await etcd.stop();
+      watchHub.close();
       await server!.stop();
       await transport.stop();
       await state.stateMachine.close();
@@ -154,7 +173,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     process.exit(1);
   });
 
-  return { server, httpPort, peerPort: transport.port, done, shutdown: () => shutdown('shutdown') };
+  return { server, httpPort, peerPort: transport.port, etcdPort, done, shutdown: () => shutdown('shutdown') };
 }
 
 function hostAndPort(url: string): { host: string; port: number } {
