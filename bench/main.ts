@@ -6,6 +6,9 @@
  *    default timings): committed HTTP PUT throughput with 64 clients spread over the three nodes,
  *    single-client PUT latency against the leader, and linearizable and serializable GET
  *    throughput with 64 clients spread over the three nodes. 256-byte values throughout.
+ * 3. The etcd v3 API (bench/etcd-bench.ts): Put and Range with 64 clients over 8 gRPC
+ *    connections, and single-client Put, against raftkv and — when Debian's etcd-server is
+ *    installed — against a three-member etcd 3.4 started here, with the ratio ours/etcd.
  *
  * Options: `--seconds N` per workload (default 10), `--no-write` to leave docs/ alone.
  * Progress goes to stderr; the table to stdout and to docs/PERFORMANCE.md (between markers, so
@@ -18,6 +21,7 @@ import path from 'node:path';
 import { Cluster } from '../src/testing/jepsen/cluster';
 import { waitUntil } from '../src/testing/jepsen/wait-until';
 import { HttpClient, formatRow, runLoad, type LoadResult } from './load';
+import { etcdWorkloads, startRaftkvForEtcdBench, startReferenceEtcd } from './etcd-bench';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CLI_PATH = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -117,6 +121,32 @@ async function main(): Promise<void> {
 
   const raft = raftCoreBenchmark();
   const http = await httpBenchmarks(seconds);
+  progress('etcd API: starting a three-node raftkv cluster');
+  const ours = await startRaftkvForEtcdBench(CLI_PATH);
+  let oursResults: LoadResult[];
+  try {
+    oursResults = await etcdWorkloads('raftkv', ours.endpoints, seconds, progress);
+  } finally {
+    await ours.stop();
+  }
+  progress('etcd API: starting a three-member etcd 3.4 (if installed)');
+  const reference = await startReferenceEtcd();
+  let etcdResults: LoadResult[] | undefined;
+  if (reference !== undefined) {
+    try {
+      etcdResults = await etcdWorkloads('etcd 3.4', reference.endpoints, seconds, progress);
+    } finally {
+      await reference.stop();
+    }
+  }
+  const comparison = oursResults.map((result, index) => {
+    const theirs = etcdResults?.[index];
+    const name = result.name.replace(/^raftkv /, '');
+    if (theirs === undefined) return `| ${name} | ${Math.round(result.operationsPerSecond)} | ${result.p50Ms.toFixed(2)} / ${result.p99Ms.toFixed(2)} | – | – | – |`;
+    const ratio = result.operationsPerSecond / theirs.operationsPerSecond;
+    return `| ${name} | ${Math.round(result.operationsPerSecond)} | ${result.p50Ms.toFixed(2)} / ${result.p99Ms.toFixed(2)} | ${Math.round(theirs.operationsPerSecond)} | ${theirs.p50Ms.toFixed(2)} / ${theirs.p99Ms.toFixed(2)} | ${ratio.toFixed(2)}× |`;
+  });
+  const errors = [...oursResults, ...(etcdResults ?? [])].filter((result) => result.errors > 0).map((result) => `${result.name}: ${result.errors} errors (${result.errorSamples.join('; ')})`);
   const table = [
     `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${machineDescription()}; ${seconds} s per workload, 256-byte values.`,
     '',
@@ -127,6 +157,13 @@ async function main(): Promise<void> {
     '| workload | clients | ops/s | p50 ms | p99 ms | errors |',
     '|---|---|---|---|---|---|',
     ...http.map(formatRow),
+    '',
+    'etcd v3 API, side by side (ops/s; latency p50 / p99 in ms; ratio = raftkv / etcd throughput):',
+    '',
+    '| workload | raftkv ops/s | raftkv p50 / p99 | etcd 3.4 ops/s | etcd p50 / p99 | ratio |',
+    '|---|---|---|---|---|---|',
+    ...comparison,
+    ...(errors.length > 0 ? ['', ...errors.map((line) => `- ${line}`)] : []),
   ].join('\n');
   process.stdout.write(`${table}\n`);
   if (write) {

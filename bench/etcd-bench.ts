@@ -1,0 +1,131 @@
+/**
+ * The etcd-API benchmark: the same workloads, through the same gRPC load generator, against a
+ * three-node raftkv cluster and a three-node etcd 3.4 cluster (Debian's `etcd-server`, started
+ * here on loopback), so the two are measured side by side in one run on one machine.
+ *
+ * Workloads (etcd's own `benchmark` tool's shapes): Put with 64 clients over 8 gRPC connections
+ * and 256-byte values; linearizable and serializable Range of those keys with 64 clients; Put
+ * from a single client (latency). Clients are spread round-robin over the three members.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { etcdServiceDefinition, type ProtoObject } from '../src/api/grpc/etcd-proto';
+import { Cluster, pickFreePort } from '../src/testing/jepsen/cluster';
+import { waitUntil } from '../src/testing/jepsen/wait-until';
+import { runLoad, type LoadResult } from './load';
+
+const VALUE = Buffer.alloc(256, 'v');
+const KEY_SPACE = 10_000;
+
+type UnaryMethod = (request: ProtoObject, callback: (error: grpc.ServiceError | null, response?: ProtoObject) => void) => void;
+interface KvClient extends grpc.Client {
+  Put: UnaryMethod;
+  Range: UnaryMethod;
+}
+
+const KvClientConstructor = grpc.makeGenericClientConstructor(etcdServiceDefinition('KV'), 'KV') as unknown as new (
+  address: string,
+  credentials: grpc.ChannelCredentials,
+  options: grpc.ChannelOptions,
+) => KvClient;
+
+/** `connections` separate gRPC channels spread over `endpoints`. */
+function connect(endpoints: readonly string[], connections: number): KvClient[] {
+  return Array.from(
+    { length: connections },
+    (_, index) => new KvClientConstructor(endpoints[index % endpoints.length]!, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }),
+  );
+}
+
+function call(client: KvClient, method: 'Put' | 'Range', request: ProtoObject): Promise<ProtoObject> {
+  return new Promise((resolve, reject) => {
+    client[method](request, (error, response) => (error !== null ? reject(new Error(`${error.code}: ${error.details}`)) : resolve(response ?? {})));
+  });
+}
+
+/** Runs the etcd-API workloads against `endpoints` and names each result `label: …`. */
+export async function etcdWorkloads(label: string, endpoints: readonly string[], seconds: number, progress: (line: string) => void): Promise<LoadResult[]> {
+  const clients = connect(endpoints, 8);
+  const results: LoadResult[] = [];
+  try {
+    await waitUntil(async () => {
+      await call(clients[0]!, 'Put', { key: Buffer.from('warmup'), value: VALUE });
+      return true;
+    }, { timeoutMs: 30_000, description: `${label} to accept a Put` });
+    const pick = (client: number) => clients[client % clients.length]!;
+    progress(`${label}: Put, 64 clients over 8 connections, ${seconds}s`);
+    results.push(
+      await runLoad(`${label} Put, 64 clients / 8 conns`, 64, seconds, async (client, sequence) => {
+        await call(pick(client), 'Put', { key: Buffer.from(`bench/${(client * 7919 + sequence) % KEY_SPACE}`), value: VALUE });
+      }),
+    );
+    progress(`${label}: Put, 1 client, ${seconds}s`);
+    results.push(
+      await runLoad(`${label} Put, 1 client`, 1, seconds, async (_client, sequence) => {
+        await call(clients[0]!, 'Put', { key: Buffer.from(`bench/${sequence % KEY_SPACE}`), value: VALUE });
+      }),
+    );
+    for (const serializable of [false, true]) {
+      const mode = serializable ? 'serializable' : 'linearizable';
+      progress(`${label}: Range ${mode}, 64 clients over 8 connections, ${seconds}s`);
+      results.push(
+        await runLoad(`${label} Range ${mode}, 64 clients / 8 conns`, 64, seconds, async (client, sequence) => {
+          await call(pick(client), 'Range', { key: Buffer.from(`bench/${(client * 7919 + sequence) % KEY_SPACE}`), serializable });
+        }),
+      );
+    }
+  } finally {
+    for (const client of clients) client.close();
+  }
+  return results;
+}
+
+/** A three-member etcd 3.4 on loopback, in a temp directory; `stop()` removes everything. */
+export async function startReferenceEtcd(): Promise<{ endpoints: string[]; stop: () => Promise<void> } | undefined> {
+  if (!fs.existsSync('/usr/bin/etcd')) return undefined;
+  const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'raftkv-bench-etcd-'));
+  const members = await Promise.all([1, 2, 3].map(async (n) => ({ name: `e${n}`, client: await pickFreePort(), peer: await pickFreePort() })));
+  const initialCluster = members.map((m) => `${m.name}=http://127.0.0.1:${m.peer}`).join(',');
+  const processes: ChildProcess[] = members.map((m) =>
+    spawn(
+      '/usr/bin/etcd',
+      [
+        '--name', m.name,
+        '--data-dir', path.join(directory, m.name),
+        '--listen-client-urls', `http://127.0.0.1:${m.client}`,
+        '--advertise-client-urls', `http://127.0.0.1:${m.client}`,
+        '--listen-peer-urls', `http://127.0.0.1:${m.peer}`,
+        '--initial-advertise-peer-urls', `http://127.0.0.1:${m.peer}`,
+        '--initial-cluster', initialCluster,
+        '--initial-cluster-state', 'new',
+        '--initial-cluster-token', 'raftkv-bench',
+        '--log-level', 'error',
+      ],
+      { stdio: ['ignore', 'ignore', fs.openSync(path.join(directory, `${m.name}.log`), 'a')] },
+    ),
+  );
+  const stop = async () => {
+    await Promise.all(
+      processes.map((child) =>
+        child.exitCode !== null || child.signalCode !== null
+          ? Promise.resolve()
+          : new Promise<void>((resolve) => {
+              child.once('exit', () => resolve());
+              child.kill('SIGKILL');
+            }),
+      ),
+    );
+    fs.rmSync(directory, { recursive: true, force: true });
+  };
+  return { endpoints: members.map((m) => `127.0.0.1:${m.client}`), stop };
+}
+
+/** Starts a three-node raftkv cluster (direct peer links) serving the etcd API; returns its endpoints. */
+export async function startRaftkvForEtcdBench(cliPath: string): Promise<{ endpoints: string[]; stop: () => Promise<void> }> {
+  const cluster = await Cluster.start({ size: 3, cliPath, tickMs: 100, electionTicks: 10, heartbeatTicks: 1, requestTimeoutMs: 5000, direct: true });
+  await cluster.waitUntilHealthy(30_000);
+  return { endpoints: cluster.runningIds().map((id) => cluster.etcdEndpoint(id)), stop: () => cluster.stop({ removeRunDirectory: true }) };
+}
