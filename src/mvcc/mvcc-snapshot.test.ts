@@ -1,10 +1,11 @@
 /**
  * Snapshot image round trip (MvccStore.writeSnapshot → restoreSnapshot) with 100k keys and history,
- * plus the image decoder's refusals (damaged frame, wrong index, truncation).
+ * plus the image decoder's refusals (damaged frame, wrong index, truncation), and what an
+ * interrupted, refused or empty restore leaves: an empty store at revision 1, as etcd's.
  */
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { MvccSnapshotImageError } from './mvcc-snapshot-image';
+import { MvccSnapshotImageError, writeSnapshotImage } from './mvcc-snapshot-image';
 import { bytes, TestStore } from './test-support';
 import { WatchHub } from './watch-hub';
 
@@ -27,10 +28,11 @@ before(async () => {
     }
     await source.store.applyBatch(inputs);
   }
-  await source.put('key/000001', 'updated'); // 100001
-  await source.del('key/000002'); // 100002
-  await source.put('key/000003', 'later'); // 100003
-  const compacted = await source.compact(100_001);
+  // The 100k puts are revisions 2..100001 (an etcd store starts at revision 1).
+  await source.put('key/000001', 'updated'); // 100002
+  await source.del('key/000002'); // 100003
+  await source.put('key/000003', 'later'); // 100004
+  const compacted = await source.compact(100_002);
   assert.ok(compacted.ok);
   await compacted.value.physicallyDone;
   image = [];
@@ -49,24 +51,24 @@ test('a 100k-key store survives a snapshot round trip, history and all', async (
     const watcher = hub.watch({ key: bytes('key/000003') });
     await target.store.restoreSnapshot(chunksOf(image), source.store.appliedIndex());
     assert.equal(target.store.appliedIndex(), source.store.appliedIndex());
-    assert.equal(target.store.currentRevision(), 100_003);
-    assert.equal(target.store.compactRevision(), 100_001);
+    assert.equal(target.store.currentRevision(), 100_004);
+    assert.equal(target.store.compactRevision(), 100_002);
     assert.deepEqual(await target.keys({ key: bytes('stale') }), []);
     const all = await target.get({ key: ZERO, rangeEnd: ZERO, countOnly: true });
     assert.equal(all.count, 99_999);
-    const sourcePast = await source.get({ key: bytes('key/00000'), rangeEnd: bytes('key/00001'), revision: 100_002 });
-    const targetPast = await target.get({ key: bytes('key/00000'), rangeEnd: bytes('key/00001'), revision: 100_002 });
+    const sourcePast = await source.get({ key: bytes('key/00000'), rangeEnd: bytes('key/00001'), revision: 100_003 });
+    const targetPast = await target.get({ key: bytes('key/00000'), rangeEnd: bytes('key/00001'), revision: 100_003 });
     assert.deepEqual(targetPast, sourcePast);
-    assert.deepEqual(await target.store.range({ key: bytes('key/000001'), revision: 100_000 }), { ok: false, error: 'compacted' });
-    // A watcher of the replaced store is desynced; its next revision (2) is below the restored
+    assert.deepEqual(await target.store.range({ key: bytes('key/000001'), revision: 100_001 }), { ok: false, error: 'compacted' });
+    // A watcher of the replaced store is desynced; its next revision (3) is below the restored
     // compact revision, so it ends 'compacted' instead of silently skipping history.
-    assert.deepEqual(await watcher.next(), { kind: 'compacted', compactRevision: 100_001 });
+    assert.deepEqual(await watcher.next(), { kind: 'compacted', compactRevision: 100_002 });
     hub.close();
     // Reopen: the restored store is durable.
     await target.reopen();
-    assert.equal(target.store.currentRevision(), 100_003);
+    assert.equal(target.store.currentRevision(), 100_004);
     assert.equal((await target.get({ key: bytes('key/000001') })).kvs[0]!.value.toString(), 'updated');
-    assert.equal((await target.put('key/000001', 'next')).revision, 100_004);
+    assert.equal((await target.put('key/000001', 'next')).revision, 100_005);
   } finally {
     await target.destroy();
   }
@@ -95,8 +97,51 @@ test('a damaged, truncated or misplaced image is refused with a reason', async (
     const pieces: Buffer[] = [];
     for (let offset = 0; offset < whole.length; offset += 7_777) pieces.push(whole.subarray(offset, offset + 7_777));
     assert.equal(await reasonOf(pieces, source.store.appliedIndex()), 'ok');
-    assert.equal(target.store.currentRevision(), 100_003);
+    assert.equal(target.store.currentRevision(), 100_004);
   } finally {
+    await target.destroy();
+  }
+});
+
+test('an interrupted or refused restore leaves an empty store at revision 1', async () => {
+  const target = await TestStore.create();
+  try {
+    await target.put('stale', 'x');
+    const whole = Buffer.concat(image);
+    await assert.rejects(target.store.restoreSnapshot(chunksOf([whole.subarray(0, whole.length >> 1)]), source.store.appliedIndex()), MvccSnapshotImageError);
+    assert.deepEqual([target.store.appliedIndex(), target.store.currentRevision()], [0, 1]);
+    // Reopen: load() finds the restore unfinished and starts empty, still at revision 1.
+    await target.reopen();
+    assert.deepEqual([target.store.appliedIndex(), target.store.currentRevision(), target.store.compactRevision()], [0, 1, 0]);
+    assert.equal((await target.get({ key: ZERO, rangeEnd: ZERO, countOnly: true })).count, 0);
+    assert.equal((await target.put('fresh', 'y')).revision, 2);
+  } finally {
+    await target.destroy();
+  }
+});
+
+test('an empty image, also one with revision 0 in its header, restores to revision 1', async () => {
+  const empty = await TestStore.create();
+  const target = await TestStore.create();
+  try {
+    const emptyImage: Buffer[] = [];
+    for await (const chunk of empty.store.writeSnapshot()) emptyImage.push(Buffer.from(chunk));
+    await target.put('stale', 'x');
+    await target.store.restoreSnapshot(chunksOf(emptyImage), 0);
+    assert.deepEqual([target.store.appliedIndex(), target.store.currentRevision()], [0, 1]);
+    assert.deepEqual(await target.keys({ key: bytes('stale') }), []);
+    // An image written when an empty store was at revision 0 (before etcd's numbering).
+    const noRecords = Object.assign((async function* () {})(), { close: async () => undefined });
+    const oldImage: Buffer[] = [];
+    for await (const chunk of writeSnapshotImage({ appliedIndex: 0, revision: 0, compactRevision: 0 }, noRecords)) oldImage.push(Buffer.from(chunk));
+    await target.put('stale', 'x');
+    await target.store.restoreSnapshot(chunksOf(oldImage), 0);
+    assert.equal(target.store.currentRevision(), 1);
+    assert.equal((await target.put('fresh', 'y')).revision, 2);
+    await target.reopen();
+    assert.equal(target.store.currentRevision(), 2);
+  } finally {
+    await empty.destroy();
     await target.destroy();
   }
 });

@@ -26,13 +26,13 @@ function summary(kv: KeyValue): string {
 
 describe('revisions and versions', () => {
   test('each put bumps the revision by one; create/mod/version follow etcd', async () => {
-    assert.equal(t.store.currentRevision(), 0);
-    assert.equal((await t.put('a', '1')).revision, 1);
-    assert.equal((await t.put('b', '1')).revision, 2);
-    assert.equal((await t.put('a', '2')).revision, 3);
+    assert.equal(t.store.currentRevision(), 1, 'an empty store is at revision 1, as etcd');
+    assert.equal((await t.put('a', '1')).revision, 2);
+    assert.equal((await t.put('b', '1')).revision, 3);
+    assert.equal((await t.put('a', '2')).revision, 4);
     const response = await t.get({ key: bytes('a') });
-    assert.deepEqual(response.kvs.map(summary), ['a=2 c1 m3 v2']);
-    assert.equal(response.revision, 3);
+    assert.deepEqual(response.kvs.map(summary), ['a=2 c2 m4 v2']);
+    assert.equal(response.revision, 4);
     assert.equal(response.count, 1);
   });
 
@@ -40,17 +40,17 @@ describe('revisions and versions', () => {
     await t.put('a', '1');
     await t.put('a', '2');
     const deleted = await t.del('a');
-    assert.deepEqual([deleted.deleted, deleted.revision], [1, 3]);
+    assert.deepEqual([deleted.deleted, deleted.revision], [1, 4]);
     assert.equal((await t.get({ key: bytes('a') })).count, 0);
     await t.put('a', '3');
-    assert.deepEqual((await t.get({ key: bytes('a') })).kvs.map(summary), ['a=3 c4 m4 v1']);
+    assert.deepEqual((await t.get({ key: bytes('a') })).kvs.map(summary), ['a=3 c5 m5 v1']);
   });
 
   test('deleting a missing key does not bump the revision', async () => {
     await t.put('a', '1');
     const deleted = await t.del('zzz');
-    assert.deepEqual([deleted.deleted, deleted.revision], [0, 1]);
-    assert.equal(t.store.currentRevision(), 1);
+    assert.deepEqual([deleted.deleted, deleted.revision], [0, 2]);
+    assert.equal(t.store.currentRevision(), 2);
   });
 
   test('a delete range is one revision with one event per key, in key order', async () => {
@@ -61,13 +61,13 @@ describe('revisions and versions', () => {
     const result = await t.store.apply(t.index, { kind: 'deleteRange', request: { key: bytes('a'), rangeEnd: prefixRangeEnd(bytes('a')), prevKv: true } });
     assert.ok(!result.skipped);
     const response = unwrap(result.outcome!, 'deleteRange');
-    assert.deepEqual([response.deleted, response.revision], [2, 4]);
-    assert.deepEqual(response.prevKvs.map(summary), ['a1=x c1 m1 v1', 'a2=y c2 m2 v1']);
+    assert.deepEqual([response.deleted, response.revision], [2, 5]);
+    assert.deepEqual(response.prevKvs.map(summary), ['a1=x c2 m2 v1', 'a2=y c3 m3 v1']);
     assert.deepEqual(
       result.events.map((event) => [event.type, event.kv.key.toString(), event.kv.modRevision, event.kv.version, event.prevKv?.value.toString()]),
       [
-        [EventType.Delete, 'a1', 4, 0, 'x'],
-        [EventType.Delete, 'a2', 4, 0, 'y'],
+        [EventType.Delete, 'a1', 5, 0, 'x'],
+        [EventType.Delete, 'a2', 5, 0, 'y'],
       ],
     );
   });
@@ -78,9 +78,9 @@ describe('revisions and versions', () => {
     const result = await t.store.apply(t.index, { kind: 'put', request: { key: bytes('k'), value: bytes('v2') } });
     assert.ok(!result.skipped);
     assert.equal(result.events.length, 1);
-    assert.equal(summary(result.events[0]!.kv), 'k=v2 c1 m2 v2');
+    assert.equal(summary(result.events[0]!.kv), 'k=v2 c2 m3 v2');
     assert.equal(result.events[0]!.kv.lease, 0n);
-    assert.equal(summary(result.events[0]!.prevKv!), 'k=v1 c1 m1 v1');
+    assert.equal(summary(result.events[0]!.prevKv!), 'k=v1 c2 m2 v1');
     assert.equal(result.events[0]!.prevKv!.lease, 7n);
   });
 });
@@ -88,7 +88,7 @@ describe('revisions and versions', () => {
 describe('put options', () => {
   test('prev_kv returns the previous version; absent for a new key', async () => {
     assert.equal((await t.put('k', 'a', { prevKv: true })).prevKv, undefined);
-    assert.equal(summary((await t.put('k', 'b', { prevKv: true })).prevKv!), 'k=a c1 m1 v1');
+    assert.equal(summary((await t.put('k', 'b', { prevKv: true })).prevKv!), 'k=a c2 m2 v1');
   });
 
   test('ignore_value keeps the value, ignore_lease keeps the lease', async () => {
@@ -111,7 +111,7 @@ describe('put options', () => {
     assert.equal(await errorOf({ key: bytes('k'), lease: 3n, ignoreLease: true }), 'lease-provided');
     assert.equal(await errorOf({ key: bytes('missing'), ignoreValue: true }), 'key-not-found');
     assert.equal(await errorOf({ key: bytes('missing'), ignoreLease: true }), 'key-not-found');
-    assert.equal(t.store.currentRevision(), 0, 'failed puts do not bump the revision');
+    assert.equal(t.store.currentRevision(), 1, 'failed puts do not bump the revision');
     const leased = await TestStore.create({ leaseExists: (lease) => lease === 1n });
     try {
       const outcome = await leased.putRaw({ key: bytes('k'), value: bytes('v'), lease: 2n });
@@ -133,7 +133,7 @@ describe('put options', () => {
 
 describe('range', () => {
   beforeEach(async () => {
-    // rev 1..5: a=1, b=22, c=3, d=4 (lease), then b modified.
+    // revisions 2..6 (the first write of an etcd store is revision 2): a, b, c, d, then b modified.
     await t.put('a', '5');
     await t.put('b', '2');
     await t.put('c', '3');
@@ -188,17 +188,17 @@ describe('range', () => {
 
   test('min/max mod/create filters prune after counting', async () => {
     const all = { key: ZERO, rangeEnd: ZERO };
-    let response = await t.get({ ...all, maxCreateRevision: 2 });
+    let response = await t.get({ ...all, maxCreateRevision: 3 });
     assert.deepEqual([response.kvs.map((kv) => kv.key.toString()), response.count], [['a', 'b'], 4]);
-    response = await t.get({ ...all, minCreateRevision: 3 });
+    response = await t.get({ ...all, minCreateRevision: 4 });
     assert.deepEqual(response.kvs.map((kv) => kv.key.toString()), ['c', 'd']);
-    response = await t.get({ ...all, minModRevision: 4 });
+    response = await t.get({ ...all, minModRevision: 5 });
     assert.deepEqual(response.kvs.map((kv) => kv.key.toString()), ['b', 'd']);
-    response = await t.get({ ...all, maxModRevision: 3 });
+    response = await t.get({ ...all, maxModRevision: 4 });
     assert.deepEqual(response.kvs.map((kv) => kv.key.toString()), ['a', 'c']);
-    response = await t.get({ ...all, maxCreateRevision: 2, limit: 1 });
+    response = await t.get({ ...all, maxCreateRevision: 3, limit: 1 });
     assert.deepEqual([response.kvs.map((kv) => kv.key.toString()), response.more, response.count], [['a'], true, 4]);
-    response = await t.get({ key: bytes('a'), rangeEnd: bytes('c'), maxCreateRevision: 1, minCreateRevision: 1, minModRevision: 2 });
+    response = await t.get({ key: bytes('a'), rangeEnd: bytes('c'), maxCreateRevision: 2, minCreateRevision: 2, minModRevision: 3 });
     assert.deepEqual([response.kvs.length, response.count], [0, 2], 'count before filters (etcd: count 2 with 0 kvs)');
   });
 
@@ -212,55 +212,70 @@ describe('range', () => {
 
   test('reads at a past revision; header revision stays current', async () => {
     await t.del('c');
-    const past = await t.get({ key: ZERO, rangeEnd: ZERO, revision: 2 });
-    assert.deepEqual(past.kvs.map(summary), ['a=5 c1 m1 v1', 'b=2 c2 m2 v1']);
-    assert.equal(past.revision, 6);
-    const beforeDelete = await t.get({ key: bytes('c'), revision: 5 });
-    assert.deepEqual(beforeDelete.kvs.map(summary), ['c=3 c3 m3 v1']);
+    const past = await t.get({ key: ZERO, rangeEnd: ZERO, revision: 3 });
+    assert.deepEqual(past.kvs.map(summary), ['a=5 c2 m2 v1', 'b=2 c3 m3 v1']);
+    assert.equal(past.revision, 7);
+    const beforeDelete = await t.get({ key: bytes('c'), revision: 6 });
+    assert.deepEqual(beforeDelete.kvs.map(summary), ['c=3 c4 m4 v1']);
     assert.equal((await t.get({ key: bytes('c') })).count, 0);
-    assert.deepEqual(await t.store.range({ key: bytes('a'), revision: 7 }), { ok: false, error: 'future-revision' });
+    assert.deepEqual(await t.store.range({ key: bytes('a'), revision: 8 }), { ok: false, error: 'future-revision' });
   });
 });
 
 describe('compaction', () => {
   test('reads below the compact revision fail; the latest version alive at R survives', async () => {
-    await t.put('a', '1'); // 1
-    await t.put('a', '2'); // 2
-    await t.put('b', '1'); // 3
-    await t.del('b'); // 4
-    await t.put('c', '1'); // 5
-    await t.put('a', '3'); // 6
-    const compacted = await t.compact(5);
+    await t.put('a', '1'); // 2
+    await t.put('a', '2'); // 3
+    await t.put('b', '1'); // 4
+    await t.del('b'); // 5
+    await t.put('c', '1'); // 6
+    await t.put('a', '3'); // 7
+    const compacted = await t.compact(6);
     assert.ok(compacted.ok);
-    assert.equal(compacted.value.revision, 6, 'compaction does not bump the revision');
+    assert.equal(compacted.value.revision, 7, 'compaction does not bump the revision');
     await compacted.value.physicallyDone;
-    assert.equal(t.store.currentRevision(), 6);
-    assert.equal(t.store.compactRevision(), 5);
-    assert.deepEqual(await t.store.range({ key: bytes('a'), revision: 4 }), { ok: false, error: 'compacted' });
-    const atCompact = await t.get({ key: ZERO, rangeEnd: ZERO, revision: 5 });
-    assert.deepEqual(atCompact.kvs.map(summary), ['a=2 c1 m2 v2', 'c=1 c5 m5 v1']);
-    assert.deepEqual((await t.get({ key: ZERO, rangeEnd: ZERO })).kvs.map(summary), ['a=3 c1 m6 v3', 'c=1 c5 m5 v1']);
-    assert.equal(t.store.indexedKeyCount(), 2, 'b (deleted at 4) left the index');
+    assert.equal(t.store.currentRevision(), 7);
+    assert.equal(t.store.compactRevision(), 6);
+    assert.deepEqual(await t.store.range({ key: bytes('a'), revision: 5 }), { ok: false, error: 'compacted' });
+    const atCompact = await t.get({ key: ZERO, rangeEnd: ZERO, revision: 6 });
+    assert.deepEqual(atCompact.kvs.map(summary), ['a=2 c2 m3 v2', 'c=1 c6 m6 v1']);
+    assert.deepEqual((await t.get({ key: ZERO, rangeEnd: ZERO })).kvs.map(summary), ['a=3 c2 m7 v3', 'c=1 c6 m6 v1']);
+    assert.equal(t.store.indexedKeyCount(), 2, 'b (deleted at 5) left the index');
+    assert.deepEqual(await t.compact(6), { ok: false, error: 'compacted' });
     assert.deepEqual(await t.compact(5), { ok: false, error: 'compacted' });
-    assert.deepEqual(await t.compact(4), { ok: false, error: 'compacted' });
-    assert.deepEqual(await t.compact(7), { ok: false, error: 'future-revision' });
+    assert.deepEqual(await t.compact(8), { ok: false, error: 'future-revision' });
     // The same after a reopen (index rebuilt from what is left on disk).
     await t.reopen();
-    assert.deepEqual((await t.get({ key: ZERO, rangeEnd: ZERO, revision: 5 })).kvs.map(summary), ['a=2 c1 m2 v2', 'c=1 c5 m5 v1']);
-    assert.equal(t.store.compactRevision(), 5);
-    assert.equal(t.store.currentRevision(), 6);
+    assert.deepEqual((await t.get({ key: ZERO, rangeEnd: ZERO, revision: 6 })).kvs.map(summary), ['a=2 c2 m3 v2', 'c=1 c6 m6 v1']);
+    assert.equal(t.store.compactRevision(), 6);
+    assert.equal(t.store.currentRevision(), 7);
+  });
+
+  test('an empty store can be compacted at its current revision 1, once (etcd)', async () => {
+    const compacted = await t.compact(1);
+    assert.ok(compacted.ok);
+    assert.equal(compacted.value.revision, 1, 'compaction does not bump the revision');
+    await compacted.value.physicallyDone;
+    assert.equal(t.store.compactRevision(), 1);
+    assert.deepEqual(await t.compact(1), { ok: false, error: 'compacted' });
+    assert.deepEqual(await t.compact(2), { ok: false, error: 'future-revision' });
+    assert.equal((await t.get({ key: bytes('a'), revision: 1 })).count, 0, 'a read at the compact revision is allowed');
+    assert.equal((await t.put('a', '1')).revision, 2);
+    await t.reopen();
+    assert.equal(t.store.compactRevision(), 1);
+    assert.equal(t.store.currentRevision(), 2);
   });
 
   test('compacting everything away keeps the current revision', async () => {
     await t.put('a', '1');
     await t.del('a');
-    const compacted = await t.compact(2);
+    const compacted = await t.compact(3);
     assert.ok(compacted.ok);
     await compacted.value.physicallyDone;
     await t.reopen();
-    assert.equal(t.store.currentRevision(), 2);
+    assert.equal(t.store.currentRevision(), 3);
     assert.equal(t.store.indexedKeyCount(), 0);
-    assert.equal((await t.put('a', 'again')).revision, 3);
+    assert.equal((await t.put('a', 'again')).revision, 4);
   });
 });
 
@@ -277,11 +292,11 @@ describe('applying through Raft', () => {
       { index: 4 },
     ]);
     assert.deepEqual(replay.map((result) => result.skipped), [true, true, false, false]);
-    assert.deepEqual((await t.get({ key: bytes('a') })).kvs.map(summary), ['a=3 c1 m3 v3']);
+    assert.deepEqual((await t.get({ key: bytes('a') })).kvs.map(summary), ['a=3 c2 m4 v3']);
     assert.equal(t.store.appliedIndex(), 4);
     await t.reopen();
     assert.equal(t.store.appliedIndex(), 4);
-    assert.equal(t.store.currentRevision(), 3);
+    assert.equal(t.store.currentRevision(), 4);
   });
 
   test('a batch applies many revisions with one write and notifies listeners in order', async () => {
@@ -293,8 +308,8 @@ describe('applying through Raft', () => {
       { index: 3, request: { kind: 'txn', request: { success: [{ kind: 'put', request: { key: bytes('y'), value: bytes('2') } }, { kind: 'put', request: { key: bytes('z'), value: bytes('3') } }] } } },
     ]);
     assert.deepEqual(seen, [
-      [1, ['x']],
-      [2, ['y', 'z']],
+      [2, ['x']],
+      [3, ['y', 'z']],
     ]);
   });
 
@@ -320,10 +335,10 @@ describe('applying through Raft', () => {
     const started = process.hrtime.bigint();
     await t.reopen();
     const reopenMs = Number(process.hrtime.bigint() - started) / 1e6;
-    assert.equal(t.store.currentRevision(), keyCount);
+    assert.equal(t.store.currentRevision(), keyCount + 1);
     assert.equal((await t.get({ key: bytes('key/'), rangeEnd: prefixRangeEnd(bytes('key/')), countOnly: true })).count, keyCount);
     const middle = await t.get({ key: bytes('key/050000') });
-    assert.equal(middle.kvs[0]!.modRevision, 50_001);
+    assert.equal(middle.kvs[0]!.modRevision, 50_002);
     // Informational figures (heap includes garbage; an upper bound for the index + value cache).
     console.log(`# 100k keys x 100-byte values: heap growth ~${((after - before) / 1024 / 1024).toFixed(1)} MiB, reopen ${reopenMs.toFixed(0)} ms`);
   });

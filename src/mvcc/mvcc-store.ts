@@ -116,6 +116,8 @@ interface Located {
 }
 
 const DEFAULT_COMPACTION_BATCH_RECORDS = 10_000;
+/** The revision of a store that has never been written (etcd starts at 1). */
+const EMPTY_STORE_REVISION = 1;
 
 /** The MVCC store. Create with {@link MvccStore.open}. */
 export class MvccStore implements TransactionTarget {
@@ -645,8 +647,8 @@ export class MvccStore implements TransactionTarget {
   private resetMemory(): void {
     this.index.clear();
     this.applied = 0;
-    this.revision = 0;
-    this.visible = 0;
+    this.revision = EMPTY_STORE_REVISION;
+    this.visible = EMPTY_STORE_REVISION;
     this.compacted = 0;
     this.compactionFinished = 0;
     this.pending.clear();
@@ -666,7 +668,8 @@ export class MvccStore implements TransactionTarget {
       return;
     }
     this.applied = await this.readMeta('applied');
-    this.revision = await this.readMeta('revision');
+    // An empty store is at revision 1, as etcd's: its first write is revision 2.
+    this.revision = Math.max(EMPTY_STORE_REVISION, await this.readMeta('revision'));
     this.visible = this.revision;
     this.compacted = await this.readMeta('compact');
     this.compactionFinished = await this.readMeta('compact-finished');

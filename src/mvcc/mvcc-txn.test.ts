@@ -13,9 +13,10 @@ import { CompareResult, CompareTarget, SortOrder, SortTarget, type Compare, type
 let t: TestStore;
 beforeEach(async () => {
   t = await TestStore.create();
-  await t.put('k', 'v', { lease: 9n }); // rev 1: k c1 m1 v1
-  await t.put('k', 'w', { lease: 9n }); // rev 2: k c1 m2 v2
-  await t.put('other', 'o'); // rev 3
+  // An etcd store starts at revision 1: its first write is revision 2.
+  await t.put('k', 'v', { lease: 9n }); // rev 2: k c2 m2 v1
+  await t.put('k', 'w', { lease: 9n }); // rev 3: k c2 m3 v2
+  await t.put('other', 'o'); // rev 4
 });
 afterEach(async () => {
   await t.destroy();
@@ -39,10 +40,10 @@ describe('compares', () => {
       [{ key, target: CompareTarget.Version, result: CompareResult.NotEqual, version: 2 }, false],
       [{ key, target: CompareTarget.Version, result: CompareResult.Greater, version: 1 }, true],
       [{ key, target: CompareTarget.Version, result: CompareResult.Less, version: 2 }, false],
-      [{ key, target: CompareTarget.Create, result: CompareResult.Equal, createRevision: 1 }, true],
-      [{ key, target: CompareTarget.Create, result: CompareResult.Less, createRevision: 2 }, true],
-      [{ key, target: CompareTarget.Mod, result: CompareResult.Equal, modRevision: 2 }, true],
-      [{ key, target: CompareTarget.Mod, result: CompareResult.Greater, modRevision: 2 }, false],
+      [{ key, target: CompareTarget.Create, result: CompareResult.Equal, createRevision: 2 }, true],
+      [{ key, target: CompareTarget.Create, result: CompareResult.Less, createRevision: 3 }, true],
+      [{ key, target: CompareTarget.Mod, result: CompareResult.Equal, modRevision: 3 }, true],
+      [{ key, target: CompareTarget.Mod, result: CompareResult.Greater, modRevision: 3 }, false],
       [{ key, target: CompareTarget.Mod, result: CompareResult.Greater }, true, ],
       [{ key, target: CompareTarget.Value, result: CompareResult.Equal, value: bytes('w') }, true],
       [{ key, target: CompareTarget.Value, result: CompareResult.Greater, value: bytes('v') }, true],
@@ -64,11 +65,11 @@ describe('compares', () => {
   });
 
   test('compare range_end: every key in the range must satisfy it', async () => {
-    await t.put('p/1', 'a'); // 4
-    await t.put('p/2', 'b'); // 5
+    await t.put('p/1', 'a'); // 5
+    await t.put('p/2', 'b'); // 6
     const prefix = { key: bytes('p/'), rangeEnd: prefixRangeEnd(bytes('p/')) };
-    assert.equal(await succeeds({ ...prefix, target: CompareTarget.Mod, result: CompareResult.Greater, modRevision: 3 }), true);
-    assert.equal(await succeeds({ ...prefix, target: CompareTarget.Mod, result: CompareResult.Greater, modRevision: 4 }), false);
+    assert.equal(await succeeds({ ...prefix, target: CompareTarget.Mod, result: CompareResult.Greater, modRevision: 4 }), true);
+    assert.equal(await succeeds({ ...prefix, target: CompareTarget.Mod, result: CompareResult.Greater, modRevision: 5 }), false);
     assert.equal(await succeeds({ key: bytes('q'), rangeEnd: bytes('r'), target: CompareTarget.Version, result: CompareResult.Equal, version: 0 }), true, 'empty range compares as zero');
   });
 });
@@ -82,43 +83,43 @@ describe('branches and revisions', () => {
     });
     const yes = await t.txn(request(2));
     assert.ok(yes.ok);
-    assert.deepEqual([yes.value.succeeded, yes.value.revision], [true, 4]);
-    assert.deepEqual(yes.value.responses.map((response) => [response.kind, response.kind === 'put' ? response.response.revision : -1]), [['put', 4], ['put', 4]]);
-    assert.deepEqual((await t.get({ key: bytes('s2') })).kvs.map((kv) => [kv.createRevision, kv.modRevision]), [[4, 4]]);
+    assert.deepEqual([yes.value.succeeded, yes.value.revision], [true, 5]);
+    assert.deepEqual(yes.value.responses.map((response) => [response.kind, response.kind === 'put' ? response.response.revision : -1]), [['put', 5], ['put', 5]]);
+    assert.deepEqual((await t.get({ key: bytes('s2') })).kvs.map((kv) => [kv.createRevision, kv.modRevision]), [[5, 5]]);
     const no = await t.txn(request(5));
     assert.ok(no.ok);
     assert.equal(no.value.succeeded, false);
-    assert.equal(no.value.revision, 4, 'a read-only txn does not bump the revision');
+    assert.equal(no.value.revision, 5, 'a read-only txn does not bump the revision');
     const [rangeResponse] = no.value.responses;
     assert.ok(rangeResponse?.kind === 'range');
-    assert.deepEqual([rangeResponse.response.revision, rangeResponse.response.kvs[0]!.value.toString()], [4, 'w']);
+    assert.deepEqual([rangeResponse.response.revision, rangeResponse.response.kvs[0]!.value.toString()], [5, 'w']);
   });
 
   test('an empty txn succeeds and does not bump the revision', async () => {
     const outcome = await t.txn({});
-    assert.deepEqual(outcome.ok && [outcome.value.succeeded, outcome.value.revision, outcome.value.responses.length], [true, 3, 0]);
-    assert.equal(t.store.currentRevision(), 3);
+    assert.deepEqual(outcome.ok && [outcome.value.succeeded, outcome.value.revision, outcome.value.responses.length], [true, 4, 0]);
+    assert.equal(t.store.currentRevision(), 4);
   });
 
   test('read-your-writes inside a txn, with sub-revision ordered events', async () => {
     t.index += 1;
     const result = await t.store.apply(t.index, {
       kind: 'txn',
-      request: { success: [get('new'), put('new', '1'), get('new'), del('other'), get('other'), { kind: 'range', request: { key: bytes('k'), revision: 1 } }] },
+      request: { success: [get('new'), put('new', '1'), get('new'), del('other'), get('other'), { kind: 'range', request: { key: bytes('k'), revision: 2 } }] },
     });
     assert.ok(!result.skipped && result.outcome?.ok && result.outcome.value.kind === 'txn');
     const responses = result.outcome.value.response.responses;
     const ranges = responses.filter((response) => response.kind === 'range').map((response) => (response.kind === 'range' ? [response.response.revision, response.response.kvs.map((kv) => kv.value.toString())] : []));
     assert.deepEqual(ranges, [
-      [3, []],
-      [4, ['1']],
       [4, []],
-      [4, ['v']],
+      [5, ['1']],
+      [5, []],
+      [5, ['v']],
     ]);
     const deleteResponse = responses[3];
     assert.ok(deleteResponse?.kind === 'deleteRange');
-    assert.deepEqual([deleteResponse.response.deleted, deleteResponse.response.revision], [1, 4]);
-    assert.deepEqual(result.events.map((event) => `${event.type}:${event.kv.key.toString()}@${event.kv.modRevision}`), ['0:new@4', '1:other@4']);
+    assert.deepEqual([deleteResponse.response.deleted, deleteResponse.response.revision], [1, 5]);
+    assert.deepEqual(result.events.map((event) => `${event.type}:${event.kv.key.toString()}@${event.kv.modRevision}`), ['0:new@5', '1:other@5']);
   });
 
   test('nested txns: compares are evaluated before any op runs; nested headers are empty', async () => {
@@ -169,9 +170,9 @@ describe('branches and revisions', () => {
     const before = t.store.currentRevision();
     assert.deepEqual(await t.txn({ success: [put('a', '1'), { kind: 'put', request: { key: bytes('nope'), ignoreValue: true } }] }), { ok: false, error: 'key-not-found' });
     assert.deepEqual(await t.txn({ success: [put('a', '1'), get('k', { revision: 99 })] }), { ok: false, error: 'future-revision' });
-    const compacted = await t.compact(2);
+    const compacted = await t.compact(3);
     assert.ok(compacted.ok);
-    assert.deepEqual(await t.txn({ success: [put('a', '1'), get('k', { revision: 1 })] }), { ok: false, error: 'compacted' });
+    assert.deepEqual(await t.txn({ success: [put('a', '1'), get('k', { revision: 2 })] }), { ok: false, error: 'compacted' });
     assert.equal(t.store.currentRevision(), before);
     assert.deepEqual(await t.keys({ key: bytes('a') }), []);
   });
@@ -206,6 +207,6 @@ describe('validation', () => {
 
   test('the store refuses an invalid txn at apply time too', async () => {
     assert.deepEqual(await t.txn({ success: [put('a', '1'), put('a', '2')] }), { ok: false, error: 'duplicate-key' });
-    assert.equal(t.store.currentRevision(), 3);
+    assert.equal(t.store.currentRevision(), 4);
   });
 });

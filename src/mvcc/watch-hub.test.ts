@@ -56,10 +56,10 @@ describe('watch hub', () => {
     await t.put('p/x', '2');
     await t.txn({ success: [{ kind: 'put', request: { key: bytes('p/y'), value: bytes('3') } }, { kind: 'deleteRange', request: { key: bytes('p/x') } }] });
     await t.del('a');
-    assert.deepEqual(await eventsOf(single), ['PUT a=1 m1 c1 v1']);
-    assert.deepEqual(await eventsOf(single), ['DEL a= m4 c0 v0']);
-    assert.deepEqual(await eventsOf(prefix), ['PUT p/x=2 m2 c2 v1']);
-    assert.deepEqual(await eventsOf(prefix), ['PUT p/y=3 m3 c3 v1', 'DEL p/x= m3 c0 v0']);
+    assert.deepEqual(await eventsOf(single), ['PUT a=1 m2 c2 v1']);
+    assert.deepEqual(await eventsOf(single), ['DEL a= m5 c0 v0']);
+    assert.deepEqual(await eventsOf(prefix), ['PUT p/x=2 m3 c3 v1']);
+    assert.deepEqual(await eventsOf(prefix), ['PUT p/y=3 m4 c4 v1', 'DEL p/x= m4 c0 v0']);
   });
 
   test('a pending next() is resolved by a later write', async () => {
@@ -78,46 +78,46 @@ describe('watch hub', () => {
     await t.put('k', '1');
     await t.put('k', '2');
     await t.del('k');
-    assert.deepEqual(await eventsOf(noPut), ['DEL k= m3 c0 v0 prev=2@2']);
-    assert.deepEqual(await eventsOf(noDelete), ['PUT k=1 m1 c1 v1']);
-    assert.deepEqual(await eventsOf(noDelete), ['PUT k=2 m2 c1 v2'], 'no prev_kv unless requested');
+    assert.deepEqual(await eventsOf(noPut), ['DEL k= m4 c0 v0 prev=2@3']);
+    assert.deepEqual(await eventsOf(noDelete), ['PUT k=1 m2 c2 v1']);
+    assert.deepEqual(await eventsOf(noDelete), ['PUT k=2 m3 c2 v2'], 'no prev_kv unless requested');
   });
 
   test('a start revision in the past replays history (with prev_kv), then goes live', async () => {
-    await t.put('k', '1'); // 1
-    await t.put('x', '1'); // 2
-    await t.put('k', '2'); // 3
-    await t.del('k'); // 4
+    await t.put('k', '1'); // 2
+    await t.put('x', '1'); // 3
+    await t.put('k', '2'); // 4
+    await t.del('k'); // 5
     hub = new WatchHub(t.store);
-    const watcher = hub.watch({ key: bytes('k'), startRevision: 2, prevKv: true });
+    const watcher = hub.watch({ key: bytes('k'), startRevision: 3, prevKv: true });
     assert.deepEqual(hub.counts(), { synced: 0, unsynced: 1 });
-    assert.deepEqual(await eventsOf(watcher), ['PUT k=2 m3 c1 v2 prev=1@1', 'DEL k= m4 c0 v0 prev=2@3']);
+    assert.deepEqual(await eventsOf(watcher), ['PUT k=2 m4 c2 v2 prev=1@2', 'DEL k= m5 c0 v0 prev=2@4']);
     assert.ok(watcher.isSynced());
     await t.put('k', '3');
-    assert.deepEqual(await eventsOf(watcher), ['PUT k=3 m5 c5 v1']);
+    assert.deepEqual(await eventsOf(watcher), ['PUT k=3 m6 c6 v1']);
   });
 
   test('a future start revision waits for it', async () => {
     hub = new WatchHub(t.store);
-    const watcher = hub.watch({ key: bytes('k'), startRevision: 3 });
+    const watcher = hub.watch({ key: bytes('k'), startRevision: 4 });
     await t.put('k', '1');
     await t.put('k', '2');
     await t.put('k', '3');
-    assert.deepEqual(await eventsOf(watcher), ['PUT k=3 m3 c1 v3']);
+    assert.deepEqual(await eventsOf(watcher), ['PUT k=3 m4 c2 v3']);
   });
 
   test('a compacted start revision ends the watcher with the compact revision', async () => {
     await t.put('k', '1');
     await t.put('k', '2');
     await t.put('k', '3');
-    const compacted = await t.compact(2);
+    const compacted = await t.compact(3);
     assert.ok(compacted.ok);
     hub = new WatchHub(t.store);
-    const watcher = hub.watch({ key: bytes('k'), startRevision: 1 });
-    assert.deepEqual(await nextWithin(watcher), { kind: 'compacted', compactRevision: 2 });
-    assert.deepEqual(await nextWithin(watcher), { kind: 'compacted', compactRevision: 2 }, 'final deliveries repeat');
-    const atCompact = hub.watch({ key: bytes('k'), startRevision: 2 });
-    assert.deepEqual(await eventsOf(atCompact), ['PUT k=2 m2 c1 v2', 'PUT k=3 m3 c1 v3'], 'start == compact revision is allowed');
+    const watcher = hub.watch({ key: bytes('k'), startRevision: 2 });
+    assert.deepEqual(await nextWithin(watcher), { kind: 'compacted', compactRevision: 3 });
+    assert.deepEqual(await nextWithin(watcher), { kind: 'compacted', compactRevision: 3 }, 'final deliveries repeat');
+    const atCompact = hub.watch({ key: bytes('k'), startRevision: 3 });
+    assert.deepEqual(await eventsOf(atCompact), ['PUT k=2 m3 c2 v2', 'PUT k=3 m4 c2 v3'], 'start == compact revision is allowed');
   });
 
   test('cancel answers a pending next() and detaches', async () => {
@@ -143,7 +143,7 @@ describe('watch hub', () => {
       assert.equal(delivery.kind, 'events');
       if (delivery.kind === 'events') seen.push(...delivery.events.map((event) => event.kv.modRevision));
     }
-    assert.deepEqual(seen, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert.deepEqual(seen, [2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     assert.ok(watcher.isSynced());
   });
 
