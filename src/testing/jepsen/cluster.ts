@@ -369,6 +369,11 @@ export class Cluster {
     return `${HOST}:${this.node(id).etcdPort}`;
   }
 
+  /** The real peer port of node `id` on 127.0.0.1 (not a proxy), for tests that speak to it directly. */
+  peerPortOf(id: number): number {
+    return this.node(id).peerPort;
+  }
+
   /** The data directory of node `id` (for tests that damage or inspect its files). */
   dataDirectoryOf(id: number): string {
     return this.node(id).dataDirectory;
