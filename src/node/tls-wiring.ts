@@ -8,6 +8,7 @@ import http from 'node:http';
 import https from 'node:https';
 import * as grpc from '@grpc/grpc-js';
 import type { ClientTlsOptions, PeerTlsOptions } from '../cli/tls-options';
+import { watchRefusedHandshakes } from '../transport/tls-handshake-log';
 
 /**
  * Credentials of the peer transport: with peer TLS, the server REQUIRES a client certificate
@@ -56,8 +57,6 @@ export function createHttpApiServer(
     },
     app,
   );
-  server.on('tlsClientError', (error, socket) => {
-    onRefusedHandshake(`${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`, error.message);
-  });
+  watchRefusedHandshakes(server, ({ remote, reason }) => onRefusedHandshake(remote, reason));
   return server;
 }

@@ -9,13 +9,17 @@
  * (the refusal itself is enforced by Node's TLS layer, not by this module).
  */
 import type * as grpc from '@grpc/grpc-js';
-import type { TLSSocket } from 'node:tls';
+import type { Socket } from 'node:net';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
 
 /** One refused handshake. */
 export interface RefusedTlsHandshake {
   /** `host:port` of the connecting side, when known. */
   readonly remote: string;
-  /** The TLS error, e.g. "peer did not return a certificate" or "certificate signature failure". */
+  /**
+   * Why: the certificate verification error when there is one (`UNABLE_TO_VERIFY_LEAF_SIGNATURE`
+   * for a certificate another CA signed), else the TLS error ("peer did not return a certificate").
+   */
   readonly reason: string;
 }
 
@@ -30,11 +34,27 @@ export function onRefusedTlsHandshakes(server: grpc.Server, listener: (refusal: 
   let installed = false;
   for (const listening of http2Servers.keys()) {
     if (typeof (listening as { on?: unknown }).on !== 'function') continue;
-    (listening as NodeJS.EventEmitter).on('tlsClientError', (error: Error, socket: TLSSocket) => {
-      const remote = socket.remoteAddress === undefined ? 'unknown' : `${socket.remoteAddress}:${socket.remotePort ?? 0}`;
-      listener({ remote, reason: error.message });
-    });
+    watchRefusedHandshakes(listening as TlsServer, listener);
     installed = true;
   }
   return installed;
+}
+
+/**
+ * Calls `listener` for every TLS handshake a Node TLS (or https, or secure HTTP/2) server refuses.
+ * A client refused for its certificate is destroyed before `tlsClientError` fires, so its address
+ * is remembered from the `connection` event, keyed by the raw socket the TLS socket wraps.
+ */
+export function watchRefusedHandshakes(server: TlsServer, listener: (refusal: RefusedTlsHandshake) => void): void {
+  const addresses = new WeakMap<object, string>();
+  server.on('connection', (raw: Socket) => addresses.set(raw, `${raw.remoteAddress ?? 'unknown'}:${raw.remotePort ?? 0}`));
+  server.on('tlsClientError', (error: Error, socket: TLSSocket) => {
+    const parent = (socket as unknown as { _parent?: object })._parent;
+    const remote =
+      (parent === undefined ? undefined : addresses.get(parent)) ??
+      (socket.remoteAddress === undefined ? 'unknown' : `${socket.remoteAddress}:${socket.remotePort ?? 0}`);
+    const verification = (socket as TLSSocket & { authorizationError?: Error | string | null }).authorizationError;
+    const reason = verification === undefined || verification === null ? error.message.trim() : String(verification);
+    listener({ remote, reason });
+  });
 }
