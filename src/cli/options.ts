@@ -17,6 +17,7 @@ import { parseMemberId, parsePeerUrl } from '../api/member-input';
 import type { ReadMode } from '../api/http/backend';
 import { LOG_LEVELS, type LogLevel } from '../observability/logger';
 import type { NodeId } from '../raft/types';
+import { addTlsOptions, TlsOptionsError, validateTlsOptions, type ClientTlsOptions, type PeerTlsOptions, type RawTlsOptions } from './tls-options';
 
 /** Validated options of one node. Durations are in milliseconds; sizes in bytes. */
 export interface NodeOptions {
@@ -57,6 +58,10 @@ export interface NodeOptions {
   /** Where the peer transport listens (host without IPv6 brackets). */
   readonly listenPeer: { readonly host: string; readonly port: number };
   readonly logLevel: LogLevel;
+  /** TLS of the client APIs (`--cert-file` ...); absent means plain HTTP and insecure gRPC. */
+  readonly clientTls?: ClientTlsOptions;
+  /** Mutual TLS of the peer transport (`--peer-cert-file` ...); absent means insecure. */
+  readonly peerTls?: PeerTlsOptions;
 }
 
 /** The outcome of {@link parseNodeOptions}. */
@@ -131,7 +136,9 @@ export function nodeCommand(): Command {
     .option('--read-mode <mode>', 'how linearizable reads are served: readindex (always safe) or lease (needs bounded clock drift)', NODE_DEFAULTS.readMode)
     .option('--cluster-token <token>', 'token mixed into the cluster ID; clusters with different tokens refuse each other', NODE_DEFAULTS.clusterToken)
     .option('--listen-peer <host:port>', 'where the peer transport listens (default: host and port of this node\'s URL in --cluster)')
-    .option('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')}`, NODE_DEFAULTS.logLevel)
+    .option('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')}`, NODE_DEFAULTS.logLevel);
+  addTlsOptions(command);
+  command
     .helpOption('-h, --help', 'show this help')
     .allowExcessArguments(false)
     .addHelpText('after', EXAMPLES);
@@ -174,13 +181,14 @@ export function parseNodeOptions(argv: string[]): ParseNodeOptionsResult {
     return { ok: true, options: validate(command.opts<RawOptions>()) };
   } catch (error) {
     if (error instanceof UsageError) return usageError(error.message);
+    if (error instanceof TlsOptionsError) return usageError(`error: ${error.message}`);
     if (error instanceof RaftkvError) return usageError(`error: ${error.message}`);
     throw error;
   }
 }
 
 /** The options as commander hands them over: strings, except the boolean --join. */
-interface RawOptions {
+interface RawOptions extends RawTlsOptions {
   id: string;
   cluster: string;
   port: string;
@@ -238,7 +246,10 @@ function validate(raw: RawOptions): NodeOptions {
   if (raw.dataDir !== undefined && raw.dataDir.trim() === '') throw new UsageError('error: --data-dir must not be empty');
   if (raw.httpHost !== undefined && raw.httpHost.trim() === '') throw new UsageError('error: --http-host must not be empty');
   if (raw.etcdHost !== undefined && raw.etcdHost.trim() === '') throw new UsageError('error: --etcd-host must not be empty');
+  const { clientTls, peerTls } = validateTlsOptions(raw, cluster);
   return {
+    ...(clientTls === undefined ? {} : { clientTls }),
+    ...(peerTls === undefined ? {} : { peerTls }),
     id,
     cluster,
     port: parseInteger('--port', raw.port, 1, 65535),

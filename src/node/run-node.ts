@@ -8,10 +8,9 @@
  * the state machine and finally the WAL. A WAL failure crashes the process at once (exit 1): the
  * next start recovers from disk.
  */
-import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { createLogger } from '../observability/logger';
+import { createLogger, toCoreLogger } from '../observability/logger';
 import { createMetrics } from '../observability/metrics';
 import { createHttpApi } from '../api/http/http-api';
 import { createEtcdGrpcServer } from '../api/grpc/etcd-server';
@@ -24,6 +23,8 @@ import { openDurableState, persistLearnedClusterId } from './durable-state';
 import { RaftServer } from './raft-server';
 import { NodeSnapshots } from './snapshots';
 import { initialPeerUrls } from './member-context';
+import { createHttpApiServer, etcdServerCredentials, peerTransportCredentials } from './tls-wiring';
+import { onRefusedTlsHandshakes } from '../transport/tls-handshake-log';
 
 /** A running node, for tests and for the CLI. */
 export interface RunningNode {
@@ -87,7 +88,9 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     },
     snapshotSource: snapshots,
     snapshotSink: snapshots,
-    logger,
+    // The transport logs `(message, fields)`, the core Logger port; pino wants `(fields, message)`.
+    logger: toCoreLogger(logger),
+    ...peerTransportCredentials(options.peerTls),
   });
   await transport.start();
 
@@ -130,16 +133,20 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     logger,
     // etcd cancels `hasleader` watch streams after three election timeouts without a leader.
     noLeaderCancelMs: 3 * options.electionTicks * options.tickMs,
+    ...(options.clientTls === undefined ? {} : { serverCredentials: etcdServerCredentials(options.clientTls) }),
   });
   const etcdPort = await etcd.listen(options.etcdHost ?? '0.0.0.0', options.etcdPort);
-  const httpServer = http.createServer(app);
+  const logRefusedClient = (api: string) => (remote: string, reason: string) =>
+    logger.warn({ remote, reason }, `refused ${api} client TLS handshake`);
+  onRefusedTlsHandshakes(etcd.server, ({ remote, reason }) => logRefusedClient('etcd')(remote, reason));
+  const httpServer = createHttpApiServer(app, options.clientTls, logRefusedClient('HTTP'));
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
     httpServer.listen(options.port, options.httpHost, () => resolve());
   });
   const httpPort = (httpServer.address() as AddressInfo).port;
   logger.info(
-    { httpPort, etcdPort, peerListen: `${listen.host}:${transport.port}`, dataDir, readMode: options.readMode },
+    { httpPort, etcdPort, clientTls: options.clientTls !== undefined, peerTls: options.peerTls !== undefined, peerListen: `${listen.host}:${transport.port}`, dataDir, readMode: options.readMode },
     'raftkv node started',
   );
 

@@ -44,6 +44,7 @@ import {
   TARGET_ID_METADATA_KEY,
   type GrpcPeerContext,
 } from './transport-grpc-peer';
+import { onRefusedTlsHandshakes } from './tls-handshake-log';
 
 /** Options of {@link GrpcTransport}. Sizes in bytes, durations in milliseconds. */
 export interface GrpcTransportOptions {
@@ -214,6 +215,11 @@ export class GrpcTransport implements Transport {
       );
     });
     this.logger.info('peer transport listening', { local: formatNodeId(this.options.selfId), port: this.boundPort });
+    // With TLS, a peer refused at the handshake (no certificate, or one the peer CA did not sign)
+    // never reaches admission below: log it here.
+    onRefusedTlsHandshakes(this.server, ({ remote, reason }) =>
+      this.logger.warn('refused peer TLS handshake', { local: formatNodeId(this.options.selfId), remote, reason }),
+    );
   }
 
   /** The bound port. Throws (a bug) before `start()` resolved. */

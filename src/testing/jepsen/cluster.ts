@@ -31,7 +31,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { httpRequest, type HttpEndpoint } from './http-client';
+import { httpRequest, type HttpClientTls, type HttpEndpoint } from './http-client';
 import { TcpProxy } from './tcp-proxy';
 import { waitUntil } from './wait-until';
 
@@ -58,6 +58,12 @@ export interface ClusterOptions {
    * unavailable; process faults still work.
    */
   readonly direct?: boolean;
+  /** Scheme of every peer URL (`https` for peer TLS, with the certificates in the flags). Default http. */
+  readonly peerScheme?: 'http' | 'https';
+  /** More flags for one node, after `extraFlags` (e.g. its own certificate); asked at every (re)start. */
+  readonly extraFlagsFor?: (id: number) => readonly string[];
+  /** When the nodes serve the HTTP API over https: how the harness (and its users) reach it. */
+  readonly httpClientTls?: HttpClientTls;
 }
 
 /** The state of one node process as the harness knows it. */
@@ -144,7 +150,7 @@ export class Cluster {
       }
       for (const id of ids) {
         const clusterUrls = ids.map((other) =>
-          other === id || options.direct === true ? `http://${HOST}:${peerPorts.get(other)}` : `http://${HOST}:${cluster.proxy(id, other).port}`,
+          other === id || options.direct === true ? cluster.peerUrl(peerPorts.get(other) as number) : cluster.peerUrl(cluster.proxy(id, other).port),
         );
         cluster.nodes.set(id, cluster.newRecord(id, peerPorts.get(id) as number, httpPorts.get(id) as number, etcdPorts.get(id) as number, clusterUrls, false));
       }
@@ -173,7 +179,8 @@ export class Cluster {
 
   /** A node's HTTP API. */
   httpEndpoint(id: number): HttpEndpoint {
-    return { host: HOST, port: this.node(id).httpPort };
+    const port = this.node(id).httpPort;
+    return this.options.httpClientTls === undefined ? { host: HOST, port } : { host: HOST, port, tls: this.options.httpClientTls };
   }
 
   /** HTTP endpoints of every current member (whatever the state of its process). */
@@ -276,13 +283,13 @@ export class Cluster {
       if (target === undefined) throw new Error(`no record of node ${other}`);
       const outbound = await TcpProxy.start({ targetHost: HOST, targetPort: target.peerPort, listenPort: await this.freshPort() });
       this.proxies.set(`${id}->${other}`, outbound);
-      clusterUrls.push(`http://${HOST}:${outbound.port}`);
+      clusterUrls.push(this.peerUrl(outbound.port));
     }
-    clusterUrls.push(`http://${HOST}:${peerPort}`);
+    clusterUrls.push(this.peerUrl(peerPort));
     this.nodes.set(id, this.newRecord(id, peerPort, httpPort, etcdPort, clusterUrls, true));
     const node = this.node(id);
     node.state = 'exited'; // a member, not started yet
-    await this.membershipRequest('POST', id, `http://${HOST}:${inbound.port}`, timeoutMs);
+    await this.membershipRequest('POST', id, this.peerUrl(inbound.port), timeoutMs);
     this.spawnNode(id);
     return id;
   }
@@ -362,6 +369,11 @@ export class Cluster {
     return `${HOST}:${this.node(id).etcdPort}`;
   }
 
+  /** The real peer port of node `id` on 127.0.0.1 (not a proxy), for tests that speak to it directly. */
+  peerPortOf(id: number): number {
+    return this.node(id).peerPort;
+  }
+
   /** The data directory of node `id` (for tests that damage or inspect its files). */
   dataDirectoryOf(id: number): string {
     return this.node(id).dataDirectory;
@@ -386,6 +398,11 @@ export class Cluster {
     child.kill('SIGTERM');
     await waitUntil(() => child.exitCode !== null || child.signalCode !== null, { timeoutMs, description: `node ${id} to exit after SIGTERM` });
     node.state = 'exited';
+  }
+
+  /** The peer URL of a port on 127.0.0.1, with the configured scheme. */
+  private peerUrl(port: number): string {
+    return `${this.options.peerScheme ?? 'http'}://${HOST}:${port}`;
   }
 
   private node(id: number): NodeRecord {
@@ -447,6 +464,7 @@ export class Cluster {
       '--request-timeout', `${this.options.requestTimeoutMs}ms`,
       ...(node.join ? ['--join'] : []),
       ...(this.options.extraFlags ?? []),
+      ...(this.options.extraFlagsFor?.(node.id) ?? []),
     ];
   }
 

@@ -7,6 +7,7 @@
  * node that was killed or partitioned would blur "not sent" and "sent, no answer".
  */
 import http from 'node:http';
+import https from 'node:https';
 
 /** Header carrying raftkv's stable error code on error responses (src/api/http/http-errors.ts). */
 export const ERROR_CODE_HEADER = 'x-raftkv-error-code';
@@ -15,6 +16,17 @@ export const ERROR_CODE_HEADER = 'x-raftkv-error-code';
 export interface HttpEndpoint {
   readonly host: string;
   readonly port: number;
+  /** Speak https, verifying the server against `ca` (and presenting `cert`/`key` if given). */
+  readonly tls?: HttpClientTls;
+}
+
+/** PEM material of an https client. */
+export interface HttpClientTls {
+  /** CA bundle the server's certificate must chain to. */
+  readonly ca: Buffer;
+  /** Client certificate, for servers that require one (with `key`). */
+  readonly cert?: Buffer;
+  readonly key?: Buffer;
 }
 
 /** How a request ended. */
@@ -51,8 +63,9 @@ export function httpRequest(
       clearTimeout(timer);
       resolve(outcome);
     };
-    const request = http.request(
+    const request = (endpoint.tls === undefined ? http : https).request(
       {
+        ...(endpoint.tls === undefined ? {} : { ca: endpoint.tls.ca, cert: endpoint.tls.cert, key: endpoint.tls.key }),
         host: endpoint.host,
         port: endpoint.port,
         method,
