@@ -150,6 +150,9 @@ export interface RuntimeLogger {
   fatal(fields: object, message: string): void;
 }
 
+/** Committed batches the apply queue may hold before the Ready loop waits for it. */
+const APPLY_BATCHES_IN_FLIGHT_MAX = 4;
+
 /** Refusal reasons that mean "no leader right now" (worth waiting for one). */
 const WAIT_FOR_LEADER_REASONS: ReadonlySet<RejectReason> = new Set<RejectReason>(['no-leader', 'leader-transfer-in-progress']);
 
@@ -188,6 +191,9 @@ export class RaftServer extends EventEmitter {
   private appliedIndex: LogIndex;
   private snapshotIndex: LogIndex;
   private snapshotInFlight: Promise<void> | undefined;
+  /** The tail of the apply queue (see enqueueApply) and how many batches it holds. */
+  private applyChain: Promise<void> = Promise.resolve();
+  private appliesInFlight = 0;
   private confState: ConfState;
   private leader: NodeId = NONE;
   private role: Role = Role.Follower;
@@ -268,7 +274,7 @@ export class RaftServer extends EventEmitter {
     for (const wake of this.leaderWaiters) wake();
     // Let an in-progress Ready finish its I/O so the WAL is not closed under it.
     const deadline = Date.now() + 5000;
-    while ((this.processing || this.snapshotInFlight !== undefined) && Date.now() < deadline) {
+    while ((this.processing || this.appliesInFlight > 0 || this.snapshotInFlight !== undefined) && Date.now() < deadline) {
       await new Promise<void>((resolve) => setImmediate(resolve));
       if (this.snapshotInFlight !== undefined) await this.snapshotInFlight.catch(() => undefined);
     }
@@ -590,11 +596,41 @@ export class RaftServer extends EventEmitter {
 
     if (!sendEarly) this.send(ready.messages);
 
-    if (ready.snapshot !== undefined) await this.installSnapshot(ready.snapshot);
+    if (ready.snapshot !== undefined) {
+      await this.drainApplies();
+      await this.installSnapshot(ready.snapshot);
+    }
     for (const readState of ready.readStates) this.reads.onReadState(readState);
     for (const rejected of ready.rejectedProposals) this.onRejectedProposals(rejected.entries, rejected.reason);
-    if (ready.committedEntries.length > 0) await this.applyEntries(ready.committedEntries);
-    this.maybeSnapshot();
+    if (ready.committedEntries.length > 0) await this.enqueueApply(ready.committedEntries);
+  }
+
+  /**
+   * Hands committed entries to the apply queue and returns WITHOUT waiting for them to be
+   * applied (as etcd's server does), so the next Ready's fsync overlaps this apply. Entries are
+   * applied strictly in log order, one batch at a time; conf changes reach the core in that
+   * order too (RawNode.applyConfChange may be called at any time). Backpressure: when
+   * `APPLY_BATCHES_IN_FLIGHT_MAX` batches are queued, the Ready loop waits for the oldest, so a
+   * slow state machine cannot make the queue grow without bound.
+   */
+  private async enqueueApply(entries: readonly Entry[]): Promise<void> {
+    if (this.appliesInFlight >= APPLY_BATCHES_IN_FLIGHT_MAX) await this.drainApplies();
+    this.appliesInFlight++;
+    this.applyChain = this.applyChain
+      .then(async () => {
+        if (this.stopped) return;
+        await this.applyEntries(entries);
+        this.maybeSnapshot();
+      })
+      .catch((error: unknown) => this.fail(error))
+      .finally(() => {
+        this.appliesInFlight--;
+      });
+  }
+
+  /** Resolves once every queued apply has finished. */
+  private async drainApplies(): Promise<void> {
+    while (this.appliesInFlight > 0) await this.applyChain;
   }
 
   private send(messages: readonly Message[]): void {
