@@ -75,7 +75,7 @@ describe('runCli', () => {
     assert.deepEqual(recorded.stderr.split('\n'), [
       'error: --id: the member ID must be a decimal number between 1 and 18446744073709551615, got "x" (see raftkv --help)',
       "error: unknown command 'frobnicate' (see raftkv help)",
-      'error: raftkv cache is not implemented yet (see raftkv help)',
+      "error: required option '--name <name>' not specified (see raftkv cache --help)",
       '',
     ]);
     assert.deepEqual(recorded.runs, []);

@@ -5,11 +5,12 @@
  *
  *   raftkv [node] [node flags]   run one node (the default; see options.ts for the flags)
  *   raftkv help | --help | -h    show the help
- *   raftkv cache ...             reserved for the distributed cache tier (not implemented yet)
+ *   raftkv cache [cache flags]   run one node of the distributed cache tier (src/cache)
  *   raftkv snapshot ...          reserved for snapshot tools (not implemented yet)
  */
 import { createLogger, type RaftkvLogger } from '../observability/logger';
 import { nodeHelp, parseNodeOptions, USAGE_EXIT_CODE, type NodeOptions } from './options';
+import { parseCacheOptions, type CacheNodeFlags } from '../cache/cache-options';
 
 /** What the dispatcher needs from the outside world. */
 export interface CliDependencies {
@@ -19,15 +20,17 @@ export interface CliDependencies {
   readonly stderr: (text: string) => void;
   /** The logger used to report a failed node; default the node's JSON logger on stdout. */
   readonly createFailureLogger?: (options: NodeOptions) => RaftkvLogger;
+  /** Runs a cache node until it stops (`raftkv cache`); absent: the command is unavailable. */
+  readonly runCache?: (options: CacheNodeFlags) => Promise<void>;
 }
 
 /** Subcommands that are planned but not there yet; named so that they are not taken for flags. */
-const RESERVED_COMMANDS: readonly string[] = ['cache', 'snapshot'];
+const RESERVED_COMMANDS: readonly string[] = ['snapshot'];
 
 const COMMANDS_HELP = `Commands:
   raftkv [node] [options]   run one node (default)
   raftkv help               show this help
-  raftkv cache ...          distributed cache tier (not implemented yet)
+  raftkv cache [options]    run a cache node (raftkv cache --help)
   raftkv snapshot ...       snapshot tools (not implemented yet)
 
 `;
@@ -42,6 +45,7 @@ export async function runCli(argv: string[], dependencies: CliDependencies): Pro
     dependencies.stdout(`${COMMANDS_HELP}${nodeHelp()}`);
     return 0;
   }
+  if (first === 'cache') return runCacheCommand(rest, dependencies);
   if (first !== undefined && RESERVED_COMMANDS.includes(first)) {
     dependencies.stderr(`error: raftkv ${first} is not implemented yet (see raftkv help)\n`);
     return USAGE_EXIT_CODE;
@@ -71,4 +75,25 @@ export async function runCli(argv: string[], dependencies: CliDependencies): Pro
 /** The node's own JSON logger, so the failure line looks like every other line of the node. */
 function defaultFailureLogger(options: NodeOptions): RaftkvLogger {
   return createLogger({ nodeId: options.id, level: options.logLevel === 'silent' ? 'fatal' : options.logLevel });
+}
+
+/** `raftkv cache ...`: parse the cache flags and run a cache node. */
+async function runCacheCommand(argv: string[], dependencies: CliDependencies): Promise<number> {
+  const parsed = parseCacheOptions(argv);
+  if (!parsed.ok) {
+    if (parsed.exitCode === 0) dependencies.stdout(parsed.message);
+    else dependencies.stderr(`${parsed.message}\n`);
+    return parsed.exitCode;
+  }
+  if (dependencies.runCache === undefined) {
+    dependencies.stderr('error: raftkv cache is not available in this build\n');
+    return 1;
+  }
+  try {
+    await dependencies.runCache(parsed.options);
+    return 0;
+  } catch (error) {
+    dependencies.stderr(`raftkv cache failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    return 1;
+  }
 }

@@ -9,10 +9,12 @@
  * that a node that has shut down (or failed) never lingers on a leftover handle.
  */
 import type * as RunNodeModule from '../node/run-node';
+import type * as RunCacheModule from '../cache/run-cache';
 import { runCli } from './commands';
 
 runCli(process.argv.slice(2), {
   runNode: (options) => (require('../node/run-node') as typeof RunNodeModule).runNode(options),
+  runCache: (options) => (require('../cache/run-cache') as typeof RunCacheModule).runCache(options),
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
 }).then(
