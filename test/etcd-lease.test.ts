@@ -243,27 +243,33 @@ describe('etcd v3 leases through etcdctl 3.4', () => {
   it('lock: two contenders are mutually exclusive and the lock is handed over when the holder exits', async () => {
     await withCluster(3, {}, async (cluster) => {
       await waitForLeader(cluster);
+      // etcd's store starts at revision 1, so its first write is revision 2; raftkv's first write is
+      // revision 1, and Go's concurrency recipes then wait with max_create_revision = rev - 1 = 0
+      // ("no bound") for their OWN key: they hang. One write first avoids that (reported separately).
+      must(await etcdctl(cluster, ['put', 'warm-up', '1']));
       const holder = new EtcdctlProcess(cluster, ['lock', 'ctl-lock']);
-      const contender = new EtcdctlProcess(cluster, ['lock', 'ctl-lock']);
+      let contender: EtcdctlProcess | undefined;
       try {
-        await waitUntil(() => holder.stdout.startsWith('ctl-lock/'), { timeoutMs: DEADLINE_MS, description: 'the holder to get the lock' });
-        await holdsFor(1500, async () => contender.stdout === '', 'the contender waiting');
+        await waitUntil(() => holder.stdout.startsWith('ctl-lock/'), { timeoutMs: DEADLINE_MS, description: `the holder to get the lock (${holder.stderr})` });
+        contender = new EtcdctlProcess(cluster, ['lock', 'ctl-lock']);
+        const waiting = contender;
+        await holdsFor(1500, async () => waiting.stdout === '', 'the contender waiting');
         const holderKey = holder.stdout.trim();
         await holder.stop();
-        await waitUntil(() => contender.stdout.startsWith('ctl-lock/'), { timeoutMs: DEADLINE_MS, description: 'the contender to get the lock' });
-        assert.notEqual(contender.stdout.trim(), holderKey);
+        await waitUntil(() => waiting.stdout.startsWith('ctl-lock/'), { timeoutMs: DEADLINE_MS, description: 'the contender to get the lock' });
+        assert.notEqual(waiting.stdout.trim(), holderKey);
         // The holder's key is gone (unlocked); only the contender's remains.
         const keys = must(await etcdctl(cluster, ['get', '--prefix', '--keys-only', 'ctl-lock/'])).split('\n').filter((line) => line !== '');
-        assert.deepEqual(keys, [contender.stdout.trim()]);
+        assert.deepEqual(keys, [waiting.stdout.trim()]);
         // A command run under the lock waits for it too: it runs once the contender exits.
         const underLock = etcdctl(cluster, ['lock', 'ctl-lock', 'echo', 'ran-under-lock']);
-        await contender.stop();
+        await waiting.stop();
         const ran = await underLock;
         assert.equal(ran.code, 0, ran.stderr);
         assert.match(ran.stdout, /ran-under-lock/);
       } finally {
         holder.kill();
-        contender.kill();
+        contender?.kill();
       }
     });
   });
@@ -271,20 +277,24 @@ describe('etcd v3 leases through etcdctl 3.4', () => {
   it('elect: a second candidate takes over when the first exits; elect -l observes', async () => {
     await withCluster(3, {}, async (cluster) => {
       await waitForLeader(cluster);
+      // etcd's store starts at revision 1, so its first write is revision 2; raftkv's first write is
+      // revision 1, and Go's concurrency recipes then wait with max_create_revision = rev - 1 = 0
+      // ("no bound") for their OWN key: they hang. One write first avoids that (reported separately).
+      must(await etcdctl(cluster, ['put', 'warm-up', '1']));
       const first = new EtcdctlProcess(cluster, ['elect', 'ctl-election', 'p1']);
-      const second = new EtcdctlProcess(cluster, ['elect', 'ctl-election', 'p2']);
-      const observer = new EtcdctlProcess(cluster, ['elect', '-l', 'ctl-election']);
+      const processes = [first];
       try {
-        await waitUntil(() => first.stdout.includes('p1'), { timeoutMs: DEADLINE_MS, description: 'p1 to be elected' });
+        await waitUntil(() => first.stdout.includes('p1'), { timeoutMs: DEADLINE_MS, description: `p1 to be elected (${first.stderr})` });
+        const second = new EtcdctlProcess(cluster, ['elect', 'ctl-election', 'p2']);
+        const observer = new EtcdctlProcess(cluster, ['elect', '-l', 'ctl-election']);
+        processes.push(second, observer);
         await waitUntil(() => observer.stdout.includes('p1'), { timeoutMs: DEADLINE_MS, description: 'the observer to see p1' });
         await holdsFor(1500, async () => second.stdout === '', 'p2 waiting');
         await first.stop();
         await waitUntil(() => second.stdout.includes('p2'), { timeoutMs: DEADLINE_MS, description: 'p2 to take over' });
         await waitUntil(() => observer.stdout.includes('p2'), { timeoutMs: DEADLINE_MS, description: 'the observer to see p2' });
       } finally {
-        first.kill();
-        second.kill();
-        observer.kill();
+        for (const process of processes) process.kill();
       }
     });
   });
