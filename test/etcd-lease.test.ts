@@ -216,6 +216,47 @@ describe('etcd v3 leases through the etcd3 client', () => {
   });
 });
 
+describe('lease state survives restarts and snapshots', () => {
+  it('leases and their keys survive a restart of every node, with snapshots cut meanwhile', async () => {
+    await withCluster(3, { extraFlags: ['--snapshot-count', '20'] }, async (cluster) => {
+      await waitForLeader(cluster);
+      const client = clientFor(cluster);
+      const ids: string[] = [];
+      try {
+        for (let i = 0; i < 3; i++) {
+          const lease = client.lease(600, { autoKeepAlive: false });
+          ids.push(await lease.grant());
+          await lease.put(`durable/${i}`).value(String(i));
+        }
+        // Enough writes for several snapshots (every 20 entries).
+        for (let i = 0; i < 60; i++) await client.put(`filler/${i}`).value('x');
+        await client.leaseClient.leaseRevoke({ ID: ids[2]! });
+      } finally {
+        client.close();
+      }
+      for (const id of cluster.runningIds()) await cluster.kill(id);
+      for (const id of cluster.memberIds()) cluster.restart(id);
+      await waitForLeader(cluster);
+      const after = clientFor(cluster);
+      try {
+        const listed = await waitUntil(async () => (await after.leaseClient.leaseLeases({})).leases.map((item) => item.ID), { timeoutMs: DEADLINE_MS, description: 'LeaseLeases after the restart' });
+        assert.deepEqual([...listed].sort(), [ids[0]!, ids[1]!].sort());
+        for (const [i, id] of ids.slice(0, 2).entries()) {
+          const ttl = await after.leaseClient.leaseTimeToLive({ ID: id, keys: true });
+          assert.equal(ttl.grantedTTL, '600');
+          assert.deepEqual(ttl.keys.map((key) => key.toString()), [`durable/${i}`]);
+        }
+        assert.equal(await after.get('durable/2').string(), null);
+        await after.leaseClient.leaseRevoke({ ID: ids[0]! });
+        assert.equal(await after.get('durable/0').string(), null);
+        assert.equal(await after.get('durable/1').string(), '1');
+      } finally {
+        after.close();
+      }
+    });
+  });
+});
+
 describe('etcd v3 leases through etcdctl 3.4', () => {
   it('lease grant/timetolive --keys/list/keep-alive --once/revoke and put --lease', async () => {
     await withCluster(3, {}, async (cluster) => {
