@@ -34,8 +34,12 @@ export type MvccErrorCode =
   | 'duplicate-key'
   /** A txn with more compares or operations than allowed (etcd --max-txn-ops, 128). */
   | 'too-many-operations'
-  /** Put with a lease the lessor does not know. */
-  | 'lease-not-found';
+  /** Put with a lease the lessor does not know; LeaseRevoke of an unknown lease. */
+  | 'lease-not-found'
+  /** LeaseGrant with a client-chosen ID that is already granted. */
+  | 'lease-exists'
+  /** LeaseGrant with a TTL above 9,000,000,000 seconds (etcd's MaxLeaseTTL). */
+  | 'lease-ttl-too-large';
 
 /** The wire form of one error: the exact etcd message and its gRPC status code. */
 export interface MvccErrorWire {
@@ -54,6 +58,8 @@ export const MVCC_ERRORS: Readonly<Record<MvccErrorCode, MvccErrorWire>> = Objec
   'duplicate-key': { message: 'etcdserver: duplicate key given in txn request', grpcStatusCode: GrpcStatusCode.InvalidArgument },
   'too-many-operations': { message: 'etcdserver: too many operations in txn request', grpcStatusCode: GrpcStatusCode.InvalidArgument },
   'lease-not-found': { message: 'etcdserver: requested lease not found', grpcStatusCode: GrpcStatusCode.NotFound },
+  'lease-exists': { message: 'etcdserver: lease already exists', grpcStatusCode: GrpcStatusCode.FailedPrecondition },
+  'lease-ttl-too-large': { message: 'etcdserver: too large lease TTL', grpcStatusCode: GrpcStatusCode.OutOfRange },
 });
 
 /** An expected outcome: a value, or one of the catalogued errors. */

@@ -4,7 +4,8 @@
  * `MvccStore.restoreSnapshot`. The key index is not in the image: it is rebuilt from the records,
  * exactly as at open.
  *
- * Format, version 1 (all integers big-endian):
+ * Format, version 2 (all integers big-endian; version 1 is the same without lease frames and is
+ * still read):
  * ```
  * image   = header frame* end-frame
  * header  = magic "raftkvmv" (8 bytes) | version u32 (1) | applied index u64 | revision u64
@@ -12,20 +13,22 @@
  * frame   = kind u8 | payload length u32 | CRC-32 of payload u32 | payload
  *   kind 1, records: (record key length u16 | record key | record length u32 | record)+
  *           record key and record exactly as stored in level (record-codec.ts)
- *   kind 2, end:     record count u64 | SHA-256 (32 bytes) of every image byte before this frame
+ *   kind 3, leases:  (lease key length u16 | lease key | lease value length u32 | lease value)+
+ *           exactly as stored in level (record-codec.ts); after every records frame
+ *   kind 2, end:     record + lease count u64 | SHA-256 (32 bytes) of every image byte before this frame
  * ```
- * Records appear in strictly ascending record-key (revision) order. The CRC catches a damaged
+ * Records appear in strictly ascending record-key (revision) order, leases in ascending key order. The CRC catches a damaged
  * frame as soon as it arrives; the count and digest catch lost, repeated or reordered frames and
  * truncation. Nothing may follow the end frame. Every violation is a {@link MvccSnapshotImageError}.
  */
 import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import type { LogIndex } from '../raft/types';
-import { decodeRecord, decodeRecordKey } from './record-codec';
+import { decodeLeaseRecord, decodeRecord, decodeRecordKey } from './record-codec';
 import type { Revision } from './types';
 
 /** Current image format version. */
-export const MVCC_SNAPSHOT_IMAGE_VERSION = 1;
+export const MVCC_SNAPSHOT_IMAGE_VERSION = 2;
 const MAGIC = Buffer.from('raftkvmv', 'ascii');
 const HEADER_BYTES = 8 + 4 + 8 + 8 + 8;
 const FRAME_HEADER_BYTES = 1 + 4 + 4;
@@ -33,6 +36,7 @@ const FRAME_TARGET_BYTES = 64 * 1024;
 const FRAME_PAYLOAD_MAX_BYTES = 256 * 1024 * 1024;
 const KIND_RECORDS = 1;
 const KIND_END = 2;
+const KIND_LEASES = 3;
 const END_PAYLOAD_BYTES = 8 + 32;
 
 /** The meta values carried by the image header. */
@@ -70,11 +74,13 @@ export class MvccSnapshotImageError extends Error {
 
 /**
  * Encodes an image from `header` and the store's records (level record keys and values, in
- * ascending key order). The record source is consumed lazily and closed at the end.
+ * ascending key order) and its lease records (level keys and values, pinned by the caller). The
+ * record source is consumed lazily and closed at the end.
  */
 export async function* writeSnapshotImage(
   header: SnapshotImageHeader,
   records: AsyncIterable<[Buffer, Buffer]> & { close(): Promise<void> },
+  leases: ReadonlyArray<readonly [Buffer, Buffer]> = [],
 ): AsyncGenerator<Uint8Array> {
   const digest = createHash('sha256');
   const emit = (bytes: Buffer): Buffer => {
@@ -110,6 +116,19 @@ export async function* writeSnapshotImage(
     await records.close();
   }
   if (partBytes > 0) yield emit(frame(KIND_RECORDS, Buffer.concat(parts, partBytes)));
+  const sortedLeases = [...leases].sort(([a], [b]) => Buffer.compare(a, b));
+  for (let start = 0; start < sortedLeases.length; start += 4096) {
+    const leaseParts: Buffer[] = [];
+    for (const [key, value] of sortedLeases.slice(start, start + 4096)) {
+      const prefix = Buffer.allocUnsafe(2);
+      prefix.writeUInt16BE(key.length);
+      const length = Buffer.allocUnsafe(4);
+      length.writeUInt32BE(value.length);
+      leaseParts.push(prefix, key, length, value);
+      count += 1n;
+    }
+    yield emit(frame(KIND_LEASES, Buffer.concat(leaseParts)));
+  }
   const end = Buffer.allocUnsafe(END_PAYLOAD_BYTES);
   end.writeBigUInt64BE(count, 0);
   digest.digest().copy(end, 8);
@@ -156,8 +175,8 @@ class ByteReader {
 
 /**
  * Decodes and validates an image, handing batches of records (level key, value) to `write` in
- * order as they arrive, and returns the header once the end frame checked out. `expectedIndex`
- * must equal the image's applied index.
+ * order as they arrive (lease records too, validated as leases), and returns the header once the
+ * end frame checked out. `expectedIndex` must equal the image's applied index.
  */
 export async function readSnapshotImage(
   chunks: AsyncIterable<Uint8Array>,
@@ -170,7 +189,7 @@ export async function readSnapshotImage(
   if (head === undefined) throw new MvccSnapshotImageError('truncated', 'empty image');
   if (!head.subarray(0, 8).equals(MAGIC)) throw new MvccSnapshotImageError('bad-magic', 'not an MVCC snapshot image');
   const version = head.readUInt32BE(8);
-  if (version !== MVCC_SNAPSHOT_IMAGE_VERSION) throw new MvccSnapshotImageError('unknown-version', `version ${version}`);
+  if (version !== MVCC_SNAPSHOT_IMAGE_VERSION && version !== 1) throw new MvccSnapshotImageError('unknown-version', `version ${version}`);
   const header: SnapshotImageHeader = {
     appliedIndex: Number(head.readBigUInt64BE(12)),
     revision: Number(head.readBigUInt64BE(20)),
@@ -182,6 +201,7 @@ export async function readSnapshotImage(
   digest.update(head);
   let count = 0n;
   let lastKey: Buffer | undefined;
+  let lastLeaseKey: Buffer | undefined;
   for (;;) {
     const frameHead = await reader.read(FRAME_HEADER_BYTES);
     if (frameHead === undefined) throw new MvccSnapshotImageError('truncated', 'no end frame');
@@ -198,7 +218,8 @@ export async function readSnapshotImage(
       if ((await reader.read(1)) !== undefined) throw new MvccSnapshotImageError('trailing-bytes', 'bytes after the end frame');
       return header;
     }
-    if (kind !== KIND_RECORDS) throw new MvccSnapshotImageError('malformed-record', `frame kind ${kind}`);
+    const isLeases = kind === KIND_LEASES && version >= 2;
+    if (kind !== KIND_RECORDS && !isLeases) throw new MvccSnapshotImageError('malformed-record', `frame kind ${kind}`);
     digest.update(frameHead);
     digest.update(payload);
     const records: Array<[Buffer, Buffer]> = [];
@@ -216,14 +237,19 @@ export async function readSnapshotImage(
       const value = Buffer.from(payload.subarray(offset, offset + valueLength));
       offset += valueLength;
       try {
-        const { main } = decodeRecordKey(key);
-        decodeRecord(value, main);
-        if (main > header.revision) throw new Error(`record at ${main} beyond revision ${header.revision}`);
+        if (isLeases) decodeLeaseRecord(key, value);
+        else {
+          const { main } = decodeRecordKey(key);
+          decodeRecord(value, main);
+          if (main > header.revision) throw new Error(`record at ${main} beyond revision ${header.revision}`);
+        }
       } catch (error) {
         throw new MvccSnapshotImageError('malformed-record', (error as Error).message);
       }
-      if (lastKey !== undefined && Buffer.compare(lastKey, key) >= 0) throw new MvccSnapshotImageError('out-of-order', 'record keys not ascending');
-      lastKey = key;
+      const previous = isLeases ? lastLeaseKey : lastKey;
+      if (previous !== undefined && Buffer.compare(previous, key) >= 0) throw new MvccSnapshotImageError('out-of-order', 'keys not ascending');
+      if (isLeases) lastLeaseKey = key;
+      else lastKey = key;
       records.push([key, value]);
       count += 1n;
     }

@@ -30,12 +30,16 @@ import { Level } from 'level';
 import type { LogIndex } from '../raft/types';
 import { assert, failure, success, type MvccOutcome } from './errors';
 import { KeyIndex, pointerAt, pointerBefore, type CurrentValue, type KeyEntry, type RevisionPointer } from './key-index';
-import { rangeContains, resolveRange, toKeyString, type KeyRange, type KeyString } from './key-range';
+import { fromKeyString, rangeContains, resolveRange, toKeyString, type KeyRange, type KeyString } from './key-range';
 import {
+  decodeLeaseRecord,
   decodeRecord,
   decodeRecordKey,
   decodeUint64,
+  encodeLeaseValue,
   encodeUint64,
+  leaseKey,
+  LEASE_PREFIX,
   metaKey,
   recordKey,
   recordKeyLowerBound,
@@ -49,7 +53,11 @@ import {
   type CompactionResponse,
   type Compare,
   type KeyValue,
+  type LeaseCheckpointRequest,
+  type LeaseGrantRequest,
   type LeaseId,
+  type LeaseRevokeRequest,
+  type LeaseState,
   type MvccEvent,
   type MvccWriteRequest,
   type MvccWriteResponse,
@@ -71,10 +79,17 @@ export interface MvccStoreOptions {
   /** etcd --max-txn-ops (default 128); MUST be equal on every replica. */
   readonly maxTxnOperations?: number;
   /**
-   * Whether a lease exists (the lessor's lookup). Puts with an unknown lease fail with
-   * 'lease-not-found'. Absent: every lease is accepted (no lessor wired yet).
+   * Whether a lease exists (an external lessor's lookup). Puts with an unknown lease fail with
+   * 'lease-not-found'. Ignored when `enforceLeases` is set.
    */
   readonly leaseExists?: (lease: LeaseId) => boolean;
+  /**
+   * Check Puts against the store's OWN replicated lease table (LeaseGrant/LeaseRevoke entries):
+   * a Put with a lease that was not granted (or was revoked) fails with 'lease-not-found'. The
+   * node sets it; without it (and without `leaseExists`) every lease ID is accepted, which only
+   * the MVCC unit tests rely on.
+   */
+  readonly enforceLeases?: boolean;
   /** Records deleted per level batch by physical compaction (default 10,000). */
   readonly compactionBatchRecords?: number;
 }
@@ -119,6 +134,9 @@ const DEFAULT_COMPACTION_BATCH_RECORDS = 10_000;
 /** The revision of a store that has never been written (etcd starts at 1). */
 const EMPTY_STORE_REVISION = 1;
 
+/** A level write of an apply batch. */
+type LevelOperation = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
+
 /** The MVCC store. Create with {@link MvccStore.open}. */
 export class MvccStore implements TransactionTarget {
   private readonly index = new KeyIndex();
@@ -139,6 +157,10 @@ export class MvccStore implements TransactionTarget {
   private physicalCompaction: Promise<void> = Promise.resolve();
   private readonly listeners = new Set<RevisionListener>();
   private readonly restoreListeners = new Set<() => void>();
+  /** The replicated lease table (etcd's lessor state, without expiry times: those are the leader's). */
+  private readonly leaseTable = new Map<LeaseId, LeaseState>();
+  /** Live keys attached to each lease, derived from the keys' `lease` fields. */
+  private readonly leaseKeySets = new Map<LeaseId, Set<KeyString>>();
   private readonly maxTxnOperations: number;
   private readonly compactionBatchRecords: number;
 
@@ -181,6 +203,21 @@ export class MvccStore implements TransactionTarget {
   /** Number of keys with kept history (for metrics). */
   indexedKeyCount(): number {
     return this.index.size;
+  }
+
+  /** The lease `id` as the replicated state holds it, or undefined if not granted (or revoked). */
+  lease(id: LeaseId): LeaseState | undefined {
+    return this.leaseTable.get(id);
+  }
+
+  /** Every granted lease, in ascending ID order. */
+  leases(): LeaseState[] {
+    return [...this.leaseTable.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /** The live keys attached to lease `id`, in ascending byte order. */
+  leaseKeys(id: LeaseId): Buffer[] {
+    return [...(this.leaseKeySets.get(id) ?? [])].sort().map((key) => fromKeyString(key));
   }
 
   /** Registers a listener for applied revisions; returns its removal. */
@@ -296,7 +333,7 @@ export class MvccStore implements TransactionTarget {
     assert(!this.applying, 'applyBatch while another apply is in progress');
     this.applying = true;
     try {
-      const operations: Array<{ type: 'put'; key: Buffer; value: Buffer }> = [];
+      const operations: LevelOperation[] = [];
       const results: ApplyResult[] = [];
       const published: Array<{ revision: Revision; events: MvccEvent[] }> = [];
       const compactions: Revision[] = [];
@@ -313,7 +350,7 @@ export class MvccStore implements TransactionTarget {
           continue;
         }
         const transaction = new WriteTransaction(this, this.revision);
-        const outcome = await this.applyRequest(input.request, transaction, compactions);
+        const outcome = await this.applyRequest(input.request, transaction, compactions, operations);
         const events = transaction.events;
         if (events.length > 0) {
           this.revision = transaction.main;
@@ -338,7 +375,7 @@ export class MvccStore implements TransactionTarget {
     }
   }
 
-  private async applyRequest(request: MvccWriteRequest, transaction: WriteTransaction, compactions: Revision[]): Promise<MvccOutcome<MvccWriteResponse>> {
+  private async applyRequest(request: MvccWriteRequest, transaction: WriteTransaction, compactions: Revision[], operations: LevelOperation[]): Promise<MvccOutcome<MvccWriteResponse>> {
     switch (request.kind) {
       case 'put': {
         const invalid = validatePutRequest(request.request) ?? this.checkPut(request.request);
@@ -364,6 +401,63 @@ export class MvccStore implements TransactionTarget {
         const response: CompactionResponse = { revision: this.revision, physicallyDone: this.physicalCompactionPromise(revision) };
         return success({ kind: 'compact', response });
       }
+      case 'leaseGrant':
+        return this.applyLeaseGrant(request.request, operations);
+      case 'leaseRevoke':
+        return this.applyLeaseRevoke(request.request, transaction, operations);
+      case 'leaseCheckpoint':
+        this.applyLeaseCheckpoint(request.request, operations);
+        return success({ kind: 'leaseCheckpoint', response: { revision: this.revision } });
+    }
+  }
+
+  /** etcd lessor.Grant at apply time: the ID and TTL were fixed by the proposer. */
+  private applyLeaseGrant(request: LeaseGrantRequest, operations: LevelOperation[]): MvccOutcome<MvccWriteResponse> {
+    if (request.id === NO_LEASE) return failure('lease-not-found');
+    if (this.leaseTable.has(request.id)) return failure('lease-exists');
+    const lease: LeaseState = { id: request.id, ttlSeconds: request.ttlSeconds, remainingMs: 0 };
+    this.leaseTable.set(lease.id, lease);
+    operations.push({ type: 'put', key: leaseKey(lease.id), value: encodeLeaseValue(lease) });
+    return success({ kind: 'leaseGrant', response: { id: lease.id, ttlSeconds: lease.ttlSeconds, revision: this.revision } });
+  }
+
+  /**
+   * etcd lessor.Revoke: deletes every attached key (in ascending key order, as etcd sorts them)
+   * in ONE transaction, hence one revision; no key attached → the revision does not move.
+   */
+  private applyLeaseRevoke(request: LeaseRevokeRequest, transaction: WriteTransaction, operations: LevelOperation[]): MvccOutcome<MvccWriteResponse> {
+    if (!this.leaseTable.has(request.id)) return failure('lease-not-found');
+    for (const key of [...(this.leaseKeySets.get(request.id) ?? [])].sort()) transaction.deleteRange({ key: fromKeyString(key) });
+    assert((this.leaseKeySets.get(request.id)?.size ?? 0) === 0, 'revoked lease still holds keys');
+    this.leaseTable.delete(request.id);
+    this.leaseKeySets.delete(request.id);
+    operations.push({ type: 'del', key: leaseKey(request.id) });
+    return success({ kind: 'leaseRevoke', response: { revision: transaction.viewRevision() } });
+  }
+
+  /** Records the remaining TTLs the leader checkpointed; leases revoked meanwhile are skipped. */
+  private applyLeaseCheckpoint(request: LeaseCheckpointRequest, operations: LevelOperation[]): void {
+    for (const checkpoint of request.checkpoints) {
+      const lease = this.leaseTable.get(checkpoint.id);
+      if (lease === undefined) continue;
+      const updated: LeaseState = { ...lease, remainingMs: checkpoint.remainingMs };
+      this.leaseTable.set(lease.id, updated);
+      operations.push({ type: 'put', key: leaseKey(lease.id), value: encodeLeaseValue(updated) });
+    }
+  }
+
+  /** Moves `key` from the key set of lease `from` to that of lease `to` (NO_LEASE = none). */
+  private reattach(key: KeyString, from: LeaseId, to: LeaseId): void {
+    if (from === to) return;
+    if (from !== NO_LEASE) {
+      const keys = this.leaseKeySets.get(from);
+      keys?.delete(key);
+      if (keys !== undefined && keys.size === 0) this.leaseKeySets.delete(from);
+    }
+    if (to !== NO_LEASE) {
+      let keys = this.leaseKeySets.get(to);
+      if (keys === undefined) this.leaseKeySets.set(to, (keys = new Set()));
+      keys.add(key);
     }
   }
 
@@ -373,7 +467,9 @@ export class MvccStore implements TransactionTarget {
       if (this.index.get(toKeyString(request.key))?.current === undefined) return 'key-not-found';
     }
     const lease = request.lease ?? NO_LEASE;
-    if (lease !== NO_LEASE && this.options.leaseExists !== undefined && !this.options.leaseExists(lease)) return 'lease-not-found';
+    if (lease === NO_LEASE) return undefined;
+    if (this.options.enforceLeases === true) return this.leaseTable.has(lease) ? undefined : 'lease-not-found';
+    if (this.options.leaseExists !== undefined && !this.options.leaseExists(lease)) return 'lease-not-found';
     return undefined;
   }
 
@@ -516,6 +612,8 @@ export class MvccStore implements TransactionTarget {
 
   /** @internal Stages a record write and updates the index. */
   stageWrite(key: KeyString, main: Revision, sub: number, tombstone: boolean, record: Buffer, current: CurrentValue | undefined): { type: 'put'; key: Buffer; value: Buffer } {
+    // Attach, re-attach or detach: a put moves the key to its new lease, a delete frees it.
+    this.reattach(key, this.index.get(key)?.current?.lease ?? NO_LEASE, current?.lease ?? NO_LEASE);
     this.index.append(key, { main, sub, tombstone }, current);
     const levelKey = recordKey(main, sub);
     this.pending.set(levelKey.toString('hex'), record);
@@ -598,7 +696,8 @@ export class MvccStore implements TransactionTarget {
     assert(!this.applying, 'writeSnapshot during an apply');
     const header: SnapshotImageHeader = { appliedIndex: this.applied, revision: this.revision, compactRevision: this.compacted };
     const iterator = this.db.iterator({ gte: Buffer.from([RECORD_PREFIX]), lt: Buffer.from([RECORD_PREFIX + 1]) });
-    return writeSnapshotImage(header, iterator);
+    const leases = [...this.leaseTable.values()].map((lease) => [leaseKey(lease.id), encodeLeaseValue(lease)] as const);
+    return writeSnapshotImage(header, iterator, leases);
   }
 
   /**
@@ -613,7 +712,7 @@ export class MvccStore implements TransactionTarget {
       this.generation += 1;
       await this.physicalCompaction.catch(() => undefined);
       await this.db.put(metaKey('restoring'), encodeUint64(1));
-      await this.db.clear({ gte: Buffer.from([RECORD_PREFIX]), lt: Buffer.from([RECORD_PREFIX + 1]) });
+      await this.db.clear({ gte: Buffer.from([RECORD_PREFIX]), lt: Buffer.from([LEASE_PREFIX + 1]) });
       await this.db.batch((['applied', 'revision', 'compact', 'compact-finished'] as MetaName[]).map((name) => ({ type: 'del' as const, key: metaKey(name) })));
       this.resetMemory();
       const header = await readSnapshotImage(chunks, index, async (records) => {
@@ -652,6 +751,8 @@ export class MvccStore implements TransactionTarget {
     this.compacted = 0;
     this.compactionFinished = 0;
     this.pending.clear();
+    this.leaseTable.clear();
+    this.leaseKeySets.clear();
   }
 
   private async readMeta(name: MetaName): Promise<number> {
@@ -687,6 +788,20 @@ export class MvccStore implements TransactionTarget {
       await iterator.close();
     }
     this.index.endBulkLoad();
+    const leaseIterator = this.db.iterator({ gte: Buffer.from([LEASE_PREFIX]), lt: Buffer.from([LEASE_PREFIX + 1]) });
+    try {
+      for await (const [key, value] of leaseIterator) {
+        const lease = decodeLeaseRecord(key, value);
+        this.leaseTable.set(lease.id, lease);
+      }
+    } finally {
+      await leaseIterator.close();
+    }
+    const everything = Buffer.from([0]);
+    this.index.visit(resolveRange(everything, everything), (entry) => {
+      if (entry.current !== undefined) this.reattach(entry.key, NO_LEASE, entry.current.lease);
+      return true;
+    });
     // Records a crash left behind an unfinished physical compaction are dropped from the index
     // again (idempotent) and deleted in the background.
     if (this.compacted > 0) this.index.compact(this.compacted);

@@ -9,13 +9,18 @@
  * record key = 0x01 | main u64 | sub u32       value = record
  * record     = format u8 (1) | flags u8 (bit 0: tombstone) | create_revision u64 | version u64
  *            | lease i64 | key length u32 | key | value (the rest)
+ * lease key  = 0x02 | lease ID i64              value = format u8 (1) | granted TTL seconds f64
+ *            | checkpointed remaining TTL ms f64 (0 = none: the whole TTL)
  * ```
+ * Lease records are the lessor's replicated state (src/lease): written in the same level batch as
+ * the applied index, like everything else. Which keys a lease holds is not stored: it is the
+ * `lease` field of each live key, rebuilt from the key index at open.
  * Records are keyed by revision (as etcd's bbolt "key" bucket is), so history is read in revision
  * order with one iterator and a version is fetched by its (main, sub) revision. A record is
  * immutable once written; only compaction deletes records. A tombstone record carries the key and
  * zeroes elsewhere.
  */
-import type { KeyValue, LeaseId, Revision } from './types';
+import type { KeyValue, LeaseId, LeaseState, Revision } from './types';
 
 /** Prefix of meta keys. */
 export const META_PREFIX = 0x00;
@@ -24,6 +29,41 @@ export const RECORD_PREFIX = 0x01;
 const RECORD_FORMAT = 1;
 const RECORD_KEY_BYTES = 1 + 8 + 4;
 const RECORD_HEADER_BYTES = 1 + 1 + 8 + 8 + 8 + 4;
+
+/** Prefix of lease keys. */
+export const LEASE_PREFIX = 0x02;
+const LEASE_FORMAT = 1;
+const LEASE_KEY_BYTES = 1 + 8;
+const LEASE_VALUE_BYTES = 1 + 8 + 8;
+
+/** The level key of lease `id`. */
+export function leaseKey(id: LeaseId): Buffer {
+  const buffer = Buffer.allocUnsafe(LEASE_KEY_BYTES);
+  buffer[0] = LEASE_PREFIX;
+  buffer.writeBigInt64BE(id, 1);
+  return buffer;
+}
+
+/** Encodes a lease record's value. */
+export function encodeLeaseValue(lease: LeaseState): Buffer {
+  const buffer = Buffer.allocUnsafe(LEASE_VALUE_BYTES);
+  buffer[0] = LEASE_FORMAT;
+  buffer.writeDoubleBE(lease.ttlSeconds, 1);
+  buffer.writeDoubleBE(lease.remainingMs, 9);
+  return buffer;
+}
+
+/** Decodes a lease record (level key and value); throws on damage. */
+export function decodeLeaseRecord(key: Uint8Array, value: Uint8Array): LeaseState {
+  if (key.length !== LEASE_KEY_BYTES || key[0] !== LEASE_PREFIX) throw new Error('mvcc store damaged: bad lease key');
+  if (value.length !== LEASE_VALUE_BYTES || value[0] !== LEASE_FORMAT) throw new Error('mvcc store damaged: bad lease record');
+  const keyBuffer = Buffer.from(key.buffer, key.byteOffset, key.byteLength);
+  const valueBuffer = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  const ttlSeconds = valueBuffer.readDoubleBE(1);
+  const remainingMs = valueBuffer.readDoubleBE(9);
+  if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds < 1 || !(remainingMs >= 0)) throw new Error('mvcc store damaged: bad lease TTL');
+  return { id: keyBuffer.readBigInt64BE(1), ttlSeconds, remainingMs };
+}
 
 /** Names of the meta values. */
 export type MetaName = 'applied' | 'revision' | 'compact' | 'compact-finished' | 'restoring';

@@ -216,16 +216,67 @@ export interface CompactionResponse {
   readonly physicallyDone: Promise<void>;
 }
 
+/**
+ * LeaseGrant as it travels through the log: the PROPOSER has already chosen the ID (never 0) and
+ * raised the TTL to the minimum, so every replica applies exactly the same grant.
+ */
+export interface LeaseGrantRequest {
+  readonly id: LeaseId;
+  readonly ttlSeconds: number;
+}
+
+/** The applied grant: the lease's ID and granted TTL; `revision` is the header revision. */
+export interface LeaseGrantResponse {
+  readonly id: LeaseId;
+  readonly ttlSeconds: number;
+  readonly revision: Revision;
+}
+
+/** LeaseRevoke: deletes the lease and, in ONE revision, every key attached to it. */
+export interface LeaseRevokeRequest {
+  readonly id: LeaseId;
+}
+
+/** The applied revoke; `revision` is the header revision (unchanged if no key was attached). */
+export interface LeaseRevokeResponse {
+  readonly revision: Revision;
+}
+
+/**
+ * LeaseCheckpoint (etcd-io/etcd#9888): the leader persists the remaining TTL of leases so a new
+ * leader resumes their countdown instead of restarting it. `remainingMs` 0 means "the whole
+ * granted TTL". Unknown lease IDs are ignored at apply time (the lease was revoked meanwhile).
+ */
+export interface LeaseCheckpointRequest {
+  readonly checkpoints: ReadonlyArray<{ readonly id: LeaseId; readonly remainingMs: number }>;
+}
+
 /** A write that goes through Raft and is applied by {@link MvccStore.applyBatch}. */
 export type MvccWriteRequest =
   | { readonly kind: 'put'; readonly request: PutRequest }
   | { readonly kind: 'deleteRange'; readonly request: DeleteRangeRequest }
   | { readonly kind: 'txn'; readonly request: TxnRequest }
-  | { readonly kind: 'compact'; readonly request: CompactionRequest };
+  | { readonly kind: 'compact'; readonly request: CompactionRequest }
+  | { readonly kind: 'leaseGrant'; readonly request: LeaseGrantRequest }
+  | { readonly kind: 'leaseRevoke'; readonly request: LeaseRevokeRequest }
+  | { readonly kind: 'leaseCheckpoint'; readonly request: LeaseCheckpointRequest };
 
 /** The response to an {@link MvccWriteRequest}, of the same kind. */
 export type MvccWriteResponse =
   | { readonly kind: 'put'; readonly response: PutResponse }
   | { readonly kind: 'deleteRange'; readonly response: DeleteRangeResponse }
   | { readonly kind: 'txn'; readonly response: TxnResponse }
-  | { readonly kind: 'compact'; readonly response: CompactionResponse };
+  | { readonly kind: 'compact'; readonly response: CompactionResponse }
+  | { readonly kind: 'leaseGrant'; readonly response: LeaseGrantResponse }
+  | { readonly kind: 'leaseRevoke'; readonly response: LeaseRevokeResponse }
+  | { readonly kind: 'leaseCheckpoint'; readonly response: { readonly revision: Revision } };
+
+/**
+ * A lease as the replicated state machine holds it. `remainingMs` is the last checkpointed
+ * remaining TTL (0 = none since the grant or the last renewal: the whole TTL).
+ */
+export interface LeaseState {
+  readonly id: LeaseId;
+  readonly ttlSeconds: number;
+  readonly remainingMs: number;
+}

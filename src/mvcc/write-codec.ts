@@ -8,6 +8,10 @@
  *   lease    = u64
  *   flags    = u8 bit set
  * A Txn nests its compares and request ops (range, put, deleteRange, txn, empty) recursively.
+ * Lease entries (kinds 5-7) share the envelope:
+ *   LeaseGrant      = id i64 | ttlSeconds number   (ID and TTL chosen by the proposer)
+ *   LeaseRevoke     = id i64
+ *   LeaseCheckpoint = count u32 | (id i64 | remainingMs number)*
  * Decoding validates every length and tag and returns a value error, never throws, so a damaged
  * entry is reported instead of crashing the apply loop in an unexpected place.
  */
@@ -32,6 +36,9 @@ const KIND_PUT = 1;
 const KIND_DELETE_RANGE = 2;
 const KIND_TXN = 3;
 const KIND_COMPACT = 4;
+const KIND_LEASE_GRANT = 5;
+const KIND_LEASE_REVOKE = 6;
+const KIND_LEASE_CHECKPOINT = 7;
 const OP_RANGE = 1;
 const OP_EMPTY = 5;
 const NESTING_MAX = 64;
@@ -73,6 +80,23 @@ export function encodeMvccWrite(requestId: bigint, write: MvccWriteRequest): Uin
       writer.number(write.request.revision);
       writer.u8(write.request.physical === true ? 1 : 0);
       break;
+    case 'leaseGrant':
+      writer.u8(KIND_LEASE_GRANT);
+      writer.u64(write.request.id);
+      writer.number(write.request.ttlSeconds);
+      break;
+    case 'leaseRevoke':
+      writer.u8(KIND_LEASE_REVOKE);
+      writer.u64(write.request.id);
+      break;
+    case 'leaseCheckpoint':
+      writer.u8(KIND_LEASE_CHECKPOINT);
+      writer.u32(write.request.checkpoints.length);
+      for (const checkpoint of write.request.checkpoints) {
+        writer.u64(checkpoint.id);
+        writer.number(checkpoint.remainingMs);
+      }
+      break;
   }
   return writer.finish();
 }
@@ -98,6 +122,19 @@ export function decodeMvccWrite(data: Uint8Array): WriteDecodeResult {
       case KIND_COMPACT:
         write = { kind: 'compact', request: { revision: reader.number(), physical: reader.u8() === 1 } };
         break;
+      case KIND_LEASE_GRANT:
+        write = { kind: 'leaseGrant', request: { id: reader.i64(), ttlSeconds: reader.number() } };
+        break;
+      case KIND_LEASE_REVOKE:
+        write = { kind: 'leaseRevoke', request: { id: reader.i64() } };
+        break;
+      case KIND_LEASE_CHECKPOINT: {
+        const count = reader.count();
+        const checkpoints: Array<{ id: bigint; remainingMs: number }> = [];
+        for (let i = 0; i < count; i++) checkpoints.push({ id: reader.i64(), remainingMs: reader.number() });
+        write = { kind: 'leaseCheckpoint', request: { checkpoints } };
+        break;
+      }
       default:
         return { ok: false, reason: `unknown-kind-${kind}` };
     }
@@ -125,7 +162,7 @@ function readPut(reader: Reader): PutRequest {
   const key = reader.bytes();
   const flags = reader.u8();
   const value = flags & 1 ? reader.bytes() : undefined;
-  const lease = flags & 2 ? reader.u64() : undefined;
+  const lease = flags & 2 ? reader.i64() : undefined;
   return {
     key,
     ...(value !== undefined ? { value } : {}),
@@ -229,7 +266,7 @@ function readCompare(reader: Reader): Compare {
     case CompareTarget.Value:
       return { ...base, value: reader.bytes() };
     case CompareTarget.Lease:
-      return { ...base, lease: reader.u64() };
+      return { ...base, lease: reader.i64() };
   }
 }
 
@@ -380,6 +417,10 @@ class Reader {
     const value = this.view.readBigUInt64LE(this.offset);
     this.offset += 8;
     return value;
+  }
+  /** A signed 64-bit integer (lease IDs are etcd int64s). */
+  i64(): bigint {
+    return BigInt.asIntN(64, this.u64());
   }
   number(): number {
     this.need(8);

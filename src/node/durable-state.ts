@@ -194,7 +194,7 @@ function readLearnedClusterId(dataDir: string): bigint {
 
 async function openStateMachine(options: OpenDurableStateOptions, logger: ReturnType<typeof adaptLogger>): Promise<NodeStateMachine> {
   const membership = await KvStore.open(path.join(options.dataDir, 'kv'), { logger });
-  const mvcc = await MvccStore.open(path.join(options.dataDir, 'mvcc'), { maxTxnOperations: options.maxTxnOperations ?? 128 });
+  const mvcc = await MvccStore.open(path.join(options.dataDir, 'mvcc'), { maxTxnOperations: options.maxTxnOperations ?? 128, enforceLeases: true });
   return new NodeStateMachine(membership, mvcc);
 }
 

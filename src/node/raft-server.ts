@@ -419,6 +419,19 @@ export class RaftServer extends EventEmitter {
     return this.term;
   }
 
+  /** True while this node is the leader (as far as it knows). */
+  isLeader(): boolean {
+    return this.role === Role.Leader;
+  }
+
+  /**
+   * Resolves once a leader is known (at once if one is) — or, with `mustChange`, once the leader
+   * changes — or when `deadline` (ms since the epoch) passes. Never rejects.
+   */
+  awaitLeader(deadline: number, mustChange = false): Promise<void> {
+    return this.waitForLeader(deadline, mustChange);
+  }
+
   /** The leader this node knows of, or NONE. */
   leaderId(): NodeId {
     return this.leader;

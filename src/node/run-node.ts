@@ -16,6 +16,9 @@ import { createHttpApi } from '../api/http/http-api';
 import { createEtcdGrpcServer } from '../api/grpc/etcd-server';
 import { WatchHub } from '../mvcc/watch-hub';
 import { RaftEtcdBackend } from './etcd-backend';
+import { RaftLeaseBackend } from './lease-backend';
+import { Lessor, minLeaseTtlSeconds } from '../lease/lessor';
+import { LeaseIdGenerator } from '../lease/lease-id';
 import { GrpcTransport } from '../transport/transport-grpc';
 import type { NodeOptions } from '../cli/options';
 import type { Message, NodeId } from '../raft/types';
@@ -71,6 +74,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   const snapshots = new NodeSnapshots(state.snapshotter, state.stateMachine);
 
   let server: RaftServer | undefined;
+  let leaseBackend: RaftLeaseBackend | undefined;
   const transport = new GrpcTransport({
     selfId: options.id,
     clusterId: state.clusterId,
@@ -88,6 +92,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     },
     snapshotSource: snapshots,
     snapshotSink: snapshots,
+    leaseForwardHandler: (request) => (leaseBackend === undefined ? Promise.resolve({ outcome: 'not-leader' as const }) : leaseBackend.handleForwarded(request)),
     // The transport logs `(message, fields)`, the core Logger port; pino wants `(fields, message)`.
     logger: toCoreLogger(logger),
     ...peerTransportCredentials(options.peerTls),
@@ -129,7 +134,40 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   });
   const watchHub = new WatchHub(state.stateMachine.mvcc);
   const etcdBackend = new RaftEtcdBackend(server, state.stateMachine.mvcc, watchHub, () => clusterId, options.maxRequestBytes, options.maxTxnOperations);
+  const raftServer = server;
+  const mvcc = state.stateMachine.mvcc;
+  const electionTimeoutMs = options.electionTicks * options.tickMs;
+  const heartbeatMs = options.heartbeatTicks * options.tickMs;
+  // Only the leader expires leases; the lessor follows leadership by itself (see lessor.ts).
+  const lessor = new Lessor(
+    {
+      table: mvcc,
+      now: () => performance.now(),
+      leadership: () => ({ isLeader: raftServer.isLeader(), term: raftServer.currentTerm() }),
+      confirmLeadership: () => raftServer.linearizableBarrier(),
+      propose: async (write) => {
+        const result = await raftServer.proposeWrite(write);
+        if (result.outcome === undefined) throw new Error('assertion failed: an applied lease write has no outcome');
+        return result.outcome;
+      },
+      logger,
+    },
+    { scanIntervalMs: Math.max(20, heartbeatMs), checkpointDriftMs: electionTimeoutMs },
+  );
+  lessor.start();
+  leaseBackend = new RaftLeaseBackend({
+    server: raftServer,
+    mvcc,
+    lessor,
+    ids: new LeaseIdGenerator(options.id),
+    forward: (to, request, deadline) => transport.forwardLease(to, request, deadline),
+    header: () => etcdBackend.header(),
+    minTtlSeconds: minLeaseTtlSeconds(options),
+    requestTimeoutMs: options.requestTimeoutMs,
+    retryDelayMs: heartbeatMs,
+  });
   const etcd = createEtcdGrpcServer(etcdBackend, {
+    lease: leaseBackend,
     logger,
     // etcd cancels `hasleader` watch streams after three election timeouts without a leader.
     noLeaderCancelMs: 3 * options.electionTicks * options.tickMs,
@@ -161,6 +199,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       httpServer.close();
       httpServer.closeAllConnections();
       await etcd.stop();
+      lessor.stop();
       watchHub.close();
       await server!.stop();
       await transport.stop();

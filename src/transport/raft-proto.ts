@@ -39,6 +39,8 @@ export const raftProtoTypes = {
   SnapshotChunk: root.lookupType('raftkv.raftpb.SnapshotChunk'),
   StreamAck: root.lookupType('raftkv.raftpb.StreamAck'),
   SnapshotAck: root.lookupType('raftkv.raftpb.SnapshotAck'),
+  LeaseForwardRequest: root.lookupType('raftkv.raftpb.LeaseForwardRequest'),
+  LeaseForwardResponse: root.lookupType('raftkv.raftpb.LeaseForwardResponse'),
 } as const;
 
 const service = root.lookupService('raftkv.raftpb.RaftTransport');
@@ -54,3 +56,5 @@ function methodPath(name: string): string {
 export const STREAM_METHOD_PATH: string = methodPath('Stream');
 /** gRPC path of `RaftTransport.SendSnapshot` (client-streaming SnapshotChunk → SnapshotAck). */
 export const SEND_SNAPSHOT_METHOD_PATH: string = methodPath('SendSnapshot');
+/** gRPC path of `RaftTransport.LeaseForward` (unary LeaseForwardRequest → LeaseForwardResponse). */
+export const LEASE_FORWARD_METHOD_PATH: string = methodPath('LeaseForward');

@@ -147,6 +147,29 @@ export class GrpcPeer {
     });
   }
 
+  /**
+   * One unary call on the peer's channel (encoded request → encoded response), with this
+   * transport's admission metadata. Rejects on any call failure or when `deadline` (ms since
+   * the epoch) passes.
+   */
+  unaryCall(path: string, request: Buffer, deadline: number): Promise<Buffer> {
+    if (this.state === 'stopped') return Promise.reject(new Error('peer stopped'));
+    return new Promise<Buffer>((resolve, reject) => {
+      this.client.makeUnaryRequest<Buffer, Buffer>(
+        path,
+        identity,
+        identity,
+        request,
+        callMetadataFor(this.context, this.id),
+        { deadline },
+        (error, response) => {
+          if (error !== null || response === undefined) reject(error ?? new Error('empty response'));
+          else resolve(response);
+        },
+      );
+    });
+  }
+
   /** Points the peer at a new URL: the current calls end, queued messages are kept. */
   updateUrl(url: string): void {
     if (this.state === 'stopped' || url === this.url) return;

@@ -28,7 +28,16 @@ import {
   type DecodeResult,
   type SnapshotChunk,
 } from './codec';
-import { SEND_SNAPSHOT_METHOD_PATH, STREAM_METHOD_PATH } from './raft-proto';
+import { LEASE_FORWARD_METHOD_PATH, SEND_SNAPSHOT_METHOD_PATH, STREAM_METHOD_PATH } from './raft-proto';
+import {
+  decodeLeaseForwardRequest,
+  decodeLeaseForwardResponse,
+  encodeLeaseForwardRequest,
+  encodeLeaseForwardResponse,
+  type LeaseForwardHandler,
+  type LeaseForwardRequest,
+  type LeaseForwardResponse,
+} from './lease-forward';
 import {
   formatNodeId,
   isWireMessageType,
@@ -86,6 +95,11 @@ export interface GrpcTransportOptions {
   readonly serverCredentials?: grpc.ServerCredentials;
   /** TLS for outgoing calls. Default: insecure for http:// peers, system roots for https://. */
   readonly channelCredentials?: grpc.ChannelCredentials;
+  /**
+   * Answers lease requests forwarded by followers (the node's lessor). Absent: such calls are
+   * answered `not-leader`.
+   */
+  readonly leaseForwardHandler?: LeaseForwardHandler;
 }
 
 /** Largest gRPC message accepted or sent (a MessageBatch, a snapshot chunk). */
@@ -127,6 +141,16 @@ const RAFT_TRANSPORT_SERVICE: grpc.ServiceDefinition = {
     responseSerialize: () => EMPTY_ACK_BYTES,
     responseDeserialize: (): Ack => ({}),
     originalName: 'sendSnapshot',
+  },
+  LeaseForward: {
+    path: LEASE_FORWARD_METHOD_PATH,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (value: Buffer) => value,
+    requestDeserialize: (bytes: Buffer): DecodeResult<LeaseForwardRequest> => decodeLeaseForwardRequest(bytes),
+    responseSerialize: (value: Buffer) => value,
+    responseDeserialize: (bytes: Buffer) => bytes,
+    originalName: 'leaseForward',
   },
 };
 
@@ -201,6 +225,10 @@ export class GrpcTransport implements Transport {
         call: grpc.ServerReadableStream<DecodeResult<SnapshotChunk>, Ack>,
         callback: grpc.sendUnaryData<Ack>,
       ) => this.handleSendSnapshot(call, callback),
+      LeaseForward: (
+        call: grpc.ServerUnaryCall<DecodeResult<LeaseForwardRequest>, Buffer>,
+        callback: grpc.sendUnaryData<Buffer>,
+      ) => this.handleLeaseForward(call, callback),
     });
   }
 
@@ -301,6 +329,20 @@ export class GrpcTransport implements Transport {
     this.inboundCalls.clear();
     // Inbound streams are long-lived, so a graceful shutdown would wait for ever: force it.
     this.server.forceShutdown();
+  }
+
+  /**
+   * Forwards a lease request to member `to` (the leader) and resolves with its answer. Rejects
+   * when `to` is not a known peer, the call fails, or the deadline (ms since the epoch) passes.
+   */
+  forwardLease(to: NodeId, request: LeaseForwardRequest, deadline: number): Promise<LeaseForwardResponse> {
+    const peer = this.peers.get(to);
+    if (peer === undefined || this.stopped) return Promise.reject(new Error(`lease forward: member ${formatNodeId(to)} is not a known peer`));
+    return peer.unaryCall(LEASE_FORWARD_METHOD_PATH, encodeLeaseForwardRequest(request), deadline).then((bytes) => {
+      const decoded = decodeLeaseForwardResponse(bytes);
+      if (!decoded.ok) throw new Error(`lease forward: bad response from ${formatNodeId(to)}: ${decoded.error}`);
+      return decoded.value;
+    });
   }
 
   /** For tests and status pages: whether the message stream to `id` is accepted by the peer. */
@@ -443,6 +485,28 @@ export class GrpcTransport implements Transport {
     });
     // Response headers tell the sender that the stream was accepted and it may write.
     call.sendMetadata(new grpc.Metadata());
+  }
+
+  private handleLeaseForward(call: grpc.ServerUnaryCall<DecodeResult<LeaseForwardRequest>, Buffer>, callback: grpc.sendUnaryData<Buffer>): void {
+    const admission = this.admit(call.metadata);
+    if (!admission.ok) {
+      this.logRefusal('lease forward', call.metadata, admission);
+      callback({ code: admission.code, details: admission.details });
+      return;
+    }
+    if (!call.request.ok) {
+      callback({ code: grpc.status.INVALID_ARGUMENT, details: `bad LeaseForwardRequest: ${call.request.error}` });
+      return;
+    }
+    const handler = this.options.leaseForwardHandler;
+    if (handler === undefined) {
+      callback(null, encodeLeaseForwardResponse({ outcome: 'not-leader' }));
+      return;
+    }
+    handler(call.request.value).then(
+      (response) => callback(null, encodeLeaseForwardResponse(response)),
+      (error: unknown) => callback({ code: grpc.status.UNAVAILABLE, details: `lease forward failed: ${error instanceof Error ? error.message : String(error)}` }),
+    );
   }
 
   private handleSendSnapshot(

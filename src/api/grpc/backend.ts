@@ -14,7 +14,7 @@
  * out", ...).
  */
 import type { MvccOutcome } from '../../mvcc/errors';
-import type { RangeRequest, RangeResponse, MvccWriteRequest, MvccWriteResponse, Revision } from '../../mvcc/types';
+import type { LeaseGrantResponse, LeaseId, LeaseRevokeResponse, RangeRequest, RangeResponse, MvccWriteRequest, MvccWriteResponse, Revision } from '../../mvcc/types';
 import type { WatchHub } from '../../mvcc/watch-hub';
 
 /** What every ResponseHeader carries (etcd v3rpc/header.go). */
@@ -49,4 +49,39 @@ export interface EtcdBackend {
   readonly maxRequestBytes: number;
   /** `--max-txn-ops` (default 128). */
   readonly maxTxnOperations: number;
+}
+
+/** LeaseTimeToLive's answer for a lease that exists. */
+export interface LeaseTimeToLive {
+  /** Remaining seconds (truncated, as etcd does). */
+  readonly remainingSeconds: number;
+  readonly grantedTtlSeconds: number;
+  /** The attached keys, when asked for; else empty. */
+  readonly keys: readonly Buffer[];
+}
+
+/**
+ * What the etcd Lease service needs from the node (etcd v3.4.23 etcdserver/v3_server.go Lease*).
+ * Same error contract as {@link EtcdBackend}: MVCC outcomes for etcd errors, rejected
+ * RaftkvErrors for cluster-level failures.
+ */
+export interface LeaseBackend {
+  header(): HeaderFields;
+  hasLeader(): boolean;
+  /**
+   * Grants a lease through Raft. `id` 0 = let the server choose. Errors: 'lease-ttl-too-large',
+   * 'lease-exists'. The TTL is raised to the minimum TTL.
+   */
+  leaseGrant(ttlSeconds: number, id: LeaseId): Promise<MvccOutcome<LeaseGrantResponse>>;
+  /** Revokes a lease (and deletes its keys in one revision) through Raft. Error: 'lease-not-found'. */
+  leaseRevoke(id: LeaseId): Promise<MvccOutcome<LeaseRevokeResponse>>;
+  /**
+   * Renews a lease on the leader (forwarded there from a follower); resolves with the GRANTED TTL,
+   * or 0 when the lease is unknown or expired. Not a Raft entry.
+   */
+  leaseRenew(id: LeaseId): Promise<number>;
+  /** Remaining and granted TTL as the leader sees them (and keys if asked); undefined if unknown. */
+  leaseTimeToLive(id: LeaseId, withKeys: boolean): Promise<LeaseTimeToLive | undefined>;
+  /** The IDs of every granted lease. */
+  leaseLeases(): Promise<LeaseId[]>;
 }

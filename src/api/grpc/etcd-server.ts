@@ -4,13 +4,16 @@
  * `maxRequestBytes + 512 KiB` on the wire, grpc answers ResourceExhausted beyond; writes above
  * `maxRequestBytes` are refused by the KV service with "etcdserver: request is too large").
  *
- * Lease, Cluster and Maintenance come next: build their implementations the same way and pass
- * them as `options.additionalServices` (or call `server.addService` on the returned server
- * before `listen`), with `etcdServiceDefinition('Lease' | 'Cluster' | 'Maintenance')` from
- * etcd-proto.ts. Use etcd-errors.ts for their errors and leader-monitor.ts for `hasleader`.
+ * The Lease service is registered when `options.lease` gives its backend: it has streams
+ * (LeaseKeepAlive) that share the server's LeaderMonitor and are ended on `stop()`, so it is
+ * built here rather than passed ready-made. Cluster and Maintenance come next: pass them as
+ * `options.additionalServices` (or call `server.addService` on the returned server before
+ * `listen`), with `etcdServiceDefinition('Cluster' | 'Maintenance')` from etcd-proto.ts. Use
+ * etcd-errors.ts for their errors and leader-monitor.ts for `hasleader`.
  */
 import * as grpc from '@grpc/grpc-js';
-import type { EtcdBackend } from './backend';
+import type { EtcdBackend, LeaseBackend } from './backend';
+import { createLeaseService } from './lease-service';
 import { ETCD_MESSAGES } from './etcd-errors';
 import { etcdServiceDefinition, type EtcdServiceName } from './etcd-proto';
 import { createKvService, type ServiceLogger } from './kv-service';
@@ -38,7 +41,9 @@ export interface EtcdGrpcServerOptions {
   readonly noLeaderCancelMs?: number;
   /** Default: insecure. */
   readonly serverCredentials?: grpc.ServerCredentials;
-  /** Lease, Cluster, Maintenance implementations (next issue). */
+  /** The Lease service's backend; without it the Lease service is not served. */
+  readonly lease?: LeaseBackend;
+  /** Cluster, Maintenance implementations (next issue). */
   readonly additionalServices?: readonly AdditionalEtcdService[];
   /** How long {@link EtcdGrpcServer.stop} waits for calls in flight before forcing (default 5,000 ms). */
   readonly shutdownGraceMs?: number;
@@ -70,6 +75,11 @@ export function createEtcdGrpcServer(backend: EtcdBackend, options: EtcdGrpcServ
   });
   server.addService(etcdServiceDefinition('KV'), createKvService(backend, options.logger));
   server.addService(etcdServiceDefinition('Watch'), watchService.implementation);
+  const leaseService =
+    options.lease === undefined
+      ? undefined
+      : createLeaseService(options.lease, { leaderMonitor, ...(options.logger === undefined ? {} : { logger: options.logger }) });
+  if (leaseService !== undefined) server.addService(etcdServiceDefinition('Lease'), leaseService.implementation);
   for (const service of options.additionalServices ?? []) server.addService(etcdServiceDefinition(service.name), service.implementation);
 
   let stopping: Promise<void> | undefined;
@@ -87,6 +97,7 @@ export function createEtcdGrpcServer(backend: EtcdBackend, options: EtcdGrpcServ
       stopping ??= new Promise<void>((resolve) => {
         leaderMonitor.close();
         watchService.closeAllStreams({ code: grpc.status.UNAVAILABLE, details: ETCD_MESSAGES.serverStopped });
+        leaseService?.closeAllStreams({ code: grpc.status.UNAVAILABLE, details: ETCD_MESSAGES.serverStopped });
         const force = setTimeout(() => server.forceShutdown(), options.shutdownGraceMs ?? 5000);
         force.unref();
         server.tryShutdown(() => {

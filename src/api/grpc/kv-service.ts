@@ -42,7 +42,7 @@ export interface ServiceLogger {
 }
 
 /** A handler's answer: the response message, or the status to fail with. */
-type HandlerResult = { readonly response: ProtoObject } | { readonly status: EtcdStatus };
+export type HandlerResult = { readonly response: ProtoObject } | { readonly status: EtcdStatus };
 
 function failWith(status: EtcdStatus): HandlerResult {
   return { status };
@@ -52,7 +52,7 @@ function failWith(status: EtcdStatus): HandlerResult {
  * Wraps a handler as a grpc-js unary handler: the `hasleader` check first, then the handler; a
  * rejection (RaftkvError or a bug) is mapped by the one table and unexpected ones are logged.
  */
-function unaryHandler(backend: EtcdBackend, logger: ServiceLogger | undefined, method: string, handle: (request: ProtoObject) => Promise<HandlerResult>): grpc.handleUnaryCall<ProtoObject, ProtoObject> {
+export function unaryHandler(backend: Pick<EtcdBackend, 'hasLeader'>, logger: ServiceLogger | undefined, method: string, handle: (request: ProtoObject) => Promise<HandlerResult>): grpc.handleUnaryCall<ProtoObject, ProtoObject> {
   return (call, callback) => {
     if (requiresLeader(call.metadata) && !backend.hasLeader()) {
       callback(toServiceError(gatewayErrorStatus('hasleader-no-leader')));
@@ -65,7 +65,7 @@ function unaryHandler(backend: EtcdBackend, logger: ServiceLogger | undefined, m
       },
       (error: unknown) => {
         const status = thrownErrorStatus(error);
-        if (status.code === grpc.status.UNKNOWN) logger?.error({ err: error, method }, 'etcd KV call failed unexpectedly');
+        if (status.code === grpc.status.UNKNOWN) logger?.error({ err: error, method }, 'etcd call failed unexpectedly');
         callback(toServiceError(status));
       },
     );

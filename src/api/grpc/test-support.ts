@@ -21,7 +21,7 @@ export interface TestServer {
 /** Starts a server on a fresh local backend at 127.0.0.1:0. */
 export async function startTestServer(backendOptions: LocalEtcdBackendOptions = {}, serverOptions: EtcdGrpcServerOptions = {}): Promise<TestServer> {
   const backend = await LocalEtcdBackend.create(backendOptions);
-  const server = createEtcdGrpcServer(backend, { shutdownGraceMs: 1000, ...serverOptions });
+  const server = createEtcdGrpcServer(backend, { shutdownGraceMs: 1000, lease: backend, ...serverOptions });
   const port = await server.listen('127.0.0.1', 0);
   return {
     backend,
