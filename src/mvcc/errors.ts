@@ -12,6 +12,7 @@
 export enum GrpcStatusCode {
   InvalidArgument = 3,
   NotFound = 5,
+  ResourceExhausted = 8,
   FailedPrecondition = 9,
   OutOfRange = 11,
 }
@@ -35,7 +36,9 @@ export type MvccErrorCode =
   /** A txn with more compares or operations than allowed (etcd --max-txn-ops, 128). */
   | 'too-many-operations'
   /** Put with a lease the lessor does not know. */
-  | 'lease-not-found';
+  | 'lease-not-found'
+  /** A write that needs space while the NOSPACE alarm is raised (etcd's capped applier). */
+  | 'no-space';
 
 /** The wire form of one error: the exact etcd message and its gRPC status code. */
 export interface MvccErrorWire {
@@ -54,6 +57,7 @@ export const MVCC_ERRORS: Readonly<Record<MvccErrorCode, MvccErrorWire>> = Objec
   'duplicate-key': { message: 'etcdserver: duplicate key given in txn request', grpcStatusCode: GrpcStatusCode.InvalidArgument },
   'too-many-operations': { message: 'etcdserver: too many operations in txn request', grpcStatusCode: GrpcStatusCode.InvalidArgument },
   'lease-not-found': { message: 'etcdserver: requested lease not found', grpcStatusCode: GrpcStatusCode.NotFound },
+  'no-space': { message: 'etcdserver: mvcc: database space exceeded', grpcStatusCode: GrpcStatusCode.ResourceExhausted },
 });
 
 /** An expected outcome: a value, or one of the catalogued errors. */

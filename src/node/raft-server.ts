@@ -64,6 +64,7 @@ import { AppliedWaiters, ReadBatcher } from './read-batcher';
 import { RequestIdGenerator } from './request-id';
 import { Waiters } from './waiters';
 import { decodeMemberContext, encodeMemberContext } from './member-context';
+import { decodeClusterOperation, encodeClusterOperation, isClusterEntry, type ClusterOperation } from './cluster-entry';
 import type { NodeStatus } from '../api/http/backend';
 import type { Metrics } from '../observability/metrics';
 
@@ -175,6 +176,8 @@ export class RaftServer extends EventEmitter {
   private readonly reads: ReadBatcher;
   private readonly applied = new AppliedWaiters();
   private readonly leaderWaiters = new Set<() => void>();
+  /** Callbacks waiting for a moment with no apply in progress (see {@link betweenApplies}). */
+  private readonly betweenAppliesQueue: Array<() => void> = [];
 
   private ticker: NodeJS.Timeout | undefined;
   /** Monotonic time (ms) up to which ticks have been delivered to the core. */
@@ -354,6 +357,9 @@ export class RaftServer extends EventEmitter {
     if (existing !== undefined && !(existing.isLearner && options.learner !== true)) {
       throw memberExistsError(id);
     }
+    if (existing === undefined && [...this.stateMachine.members().values()].some((member) => member.peerUrl === peerUrl)) {
+      throw new RaftkvError('peer-url-exists', { details: { peerUrl } });
+    }
     const type = options.learner === true ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode;
     return this.proposeMembership({ type, nodeId: id, context: new Uint8Array(0) }, peerUrl);
   }
@@ -426,6 +432,49 @@ export class RaftServer extends EventEmitter {
   /** The member IDs of the current configuration (voters and learners). */
   currentConfState(): ConfState {
     return this.confState;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Cluster and Maintenance support (etcd v3 API, part 2; see src/node/cluster-backend.ts)
+
+  /**
+   * Proposes a cluster metadata operation (cluster-entry.ts) through the log; resolves once it
+   * is applied on this node.
+   */
+  async proposeClusterOperation(operation: ClusterOperation): Promise<{ appliedIndex: LogIndex }> {
+    const requestId = this.requestIds.next();
+    const data = encodeClusterOperation(requestId, operation);
+    const result = await this.proposeUntilAccepted(requestId, () => this.raft.propose(data), 'write');
+    return { appliedIndex: result.appliedIndex };
+  }
+
+  /** The leader's view of every member's replication progress; undefined unless this node leads. */
+  leaderProgress(): ReadonlyMap<NodeId, { readonly match: LogIndex; readonly isLearner: boolean }> | undefined {
+    return this.raft.status().progress;
+  }
+
+  /** True while this node is the leader. */
+  isLeader(): boolean {
+    return this.role === Role.Leader;
+  }
+
+  /**
+   * Runs `pin` between two Readies (no apply in progress), so it may pin a point-in-time image of
+   * the state machine (NodeStateMachine.writeSnapshot); resolves with its result and the applied
+   * index the image reflects.
+   */
+  betweenApplies<T>(pin: () => T): Promise<{ value: T; appliedIndex: LogIndex; term: number }> {
+    return new Promise((resolve, reject) => {
+      const run = () => {
+        try {
+          resolve({ value: pin(), appliedIndex: this.appliedIndex, term: this.term });
+        } catch (error) {
+          reject(error);
+        }
+      };
+      if (!this.processing) run();
+      else this.betweenAppliesQueue.push(run);
+    });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -548,7 +597,18 @@ export class RaftServer extends EventEmitter {
       return;
     }
     this.processing = false;
+    this.runBetweenApplies();
     if (!this.stopped && this.raft.hasReady()) this.scheduleReady();
+  }
+
+  private runBetweenApplies(): void {
+    for (const run of this.betweenAppliesQueue.splice(0)) run();
+  }
+
+  private onPeerUrlsUpdated(id: NodeId): void {
+    const member = this.stateMachine.members().get(id);
+    if (member === undefined || id === this.id) return;
+    this.transport.addPeer(id, this.options.flagPeerUrls.get(id) ?? member.peerUrl);
   }
 
   private async handleReady(ready: Ready): Promise<void> {
@@ -622,6 +682,10 @@ export class RaftServer extends EventEmitter {
       return decodeMemberContext(decodeConfChange(entry.data).context)?.requestId;
     }
     if (entry.data.length === 0) return undefined;
+    if (isClusterEntry(entry.data)) {
+      const cluster = decodeClusterOperation(entry.data);
+      return cluster.ok ? cluster.value.requestId : undefined;
+    }
     const decoded = decodeMvccWrite(entry.data);
     return decoded.ok ? decoded.value.requestId : undefined;
   }
@@ -670,6 +734,14 @@ export class RaftServer extends EventEmitter {
         this.logger.info({ index: entry.index, change: ConfChangeType[change.type], node: change.nodeId.toString(), tookEffect }, 'membership change applied');
       } else if (entry.data.length === 0) {
         batch.push({ index: entry.index });
+      } else if (isClusterEntry(entry.data)) {
+        // Cluster metadata (member attributes, peer URL update, alarm): cluster-entry.ts.
+        const decoded = decodeClusterOperation(entry.data);
+        if (!decoded.ok) throw new Error(`assertion failed: undecodable cluster operation at index ${entry.index} (${decoded.reason})`);
+        const operation = decoded.value.operation;
+        batch.push({ index: entry.index, cluster: operation });
+        resolved.push([decoded.value.requestId, entry.index]);
+        if (operation.kind === 'update-peer-urls') peerChanges.push(() => this.onPeerUrlsUpdated(operation.memberId));
       } else {
         const decoded = decodeMvccWrite(entry.data);
         if (!decoded.ok) throw new Error(`assertion failed: undecodable write at index ${entry.index} (${decoded.reason})`);
