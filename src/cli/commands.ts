@@ -6,10 +6,11 @@
  *   raftkv [node] [node flags]   run one node (the default; see options.ts for the flags)
  *   raftkv help | --help | -h    show the help
  *   raftkv cache ...             reserved for the distributed cache tier (not implemented yet)
- *   raftkv snapshot ...          reserved for snapshot tools (not implemented yet)
+ *   raftkv snapshot restore ...  seed a new cluster member from an etcdctl snapshot (snapshot-restore.ts)
  */
 import { createLogger, type RaftkvLogger } from '../observability/logger';
 import { nodeHelp, parseNodeOptions, USAGE_EXIT_CODE, type NodeOptions } from './options';
+import type * as SnapshotRestoreModule from './snapshot-restore';
 
 /** What the dispatcher needs from the outside world. */
 export interface CliDependencies {
@@ -19,16 +20,18 @@ export interface CliDependencies {
   readonly stderr: (text: string) => void;
   /** The logger used to report a failed node; default the node's JSON logger on stdout. */
   readonly createFailureLogger?: (options: NodeOptions) => RaftkvLogger;
+  /** True when standard error is a terminal (`raftkv snapshot restore` then shows progress). */
+  readonly stderrIsTerminal?: boolean;
 }
 
 /** Subcommands that are planned but not there yet; named so that they are not taken for flags. */
-const RESERVED_COMMANDS: readonly string[] = ['cache', 'snapshot'];
+const RESERVED_COMMANDS: readonly string[] = ['cache'];
 
 const COMMANDS_HELP = `Commands:
   raftkv [node] [options]   run one node (default)
   raftkv help               show this help
   raftkv cache ...          distributed cache tier (not implemented yet)
-  raftkv snapshot ...       snapshot tools (not implemented yet)
+  raftkv snapshot restore   seed a new cluster member from an \`etcdctl snapshot save\` file
 
 `;
 
@@ -41,6 +44,11 @@ export async function runCli(argv: string[], dependencies: CliDependencies): Pro
   if (first === 'help' || first === '--help' || first === '-h') {
     dependencies.stdout(`${COMMANDS_HELP}${nodeHelp()}`);
     return 0;
+  }
+  if (first === 'snapshot') {
+    // Loaded only when used: it pulls in the storage modules.
+    const { runSnapshotCommand } = require('./snapshot-restore') as typeof SnapshotRestoreModule;
+    return runSnapshotCommand(argv.slice(1), { stdout: dependencies.stdout, stderr: dependencies.stderr, progressOnTerminal: dependencies.stderrIsTerminal === true });
   }
   if (first !== undefined && RESERVED_COMMANDS.includes(first)) {
     dependencies.stderr(`error: raftkv ${first} is not implemented yet (see raftkv help)\n`);

@@ -15,6 +15,7 @@ runCli(process.argv.slice(2), {
   runNode: (options) => (require('../node/run-node') as typeof RunNodeModule).runNode(options),
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
+  stderrIsTerminal: process.stderr.isTTY === true,
 }).then(
   (exitCode) => exit(exitCode),
   (error: unknown) => {

@@ -24,6 +24,7 @@ import { openDurableState, persistLearnedClusterId } from './durable-state';
 import { RaftServer } from './raft-server';
 import { NodeSnapshots } from './snapshots';
 import { initialPeerUrls } from './member-context';
+import { wireClusterServices } from './cluster-wiring';
 
 /** A running node, for tests and for the CLI. */
 export interface RunningNode {
@@ -125,8 +126,11 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     logger,
   });
   const watchHub = new WatchHub(state.stateMachine.mvcc);
-  const etcdBackend = new RaftEtcdBackend(server, state.stateMachine.mvcc, watchHub, () => clusterId, options.maxRequestBytes, options.maxTxnOperations);
+  // Cluster and Maintenance services, quota and attribute publishing: cluster-wiring.ts.
+  const cluster = wireClusterServices(options, server, state.stateMachine, () => etcdBackend.header(), logger);
+  const etcdBackend = new RaftEtcdBackend(server, state.stateMachine.mvcc, watchHub, () => clusterId, options.maxRequestBytes, options.maxTxnOperations, cluster.quota);
   const etcd = createEtcdGrpcServer(etcdBackend, {
+    additionalServices: cluster.additionalServices,
     logger,
     // etcd cancels `hasleader` watch streams after three election timeouts without a leader.
     noLeaderCancelMs: 3 * options.electionTicks * options.tickMs,
@@ -138,6 +142,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     httpServer.listen(options.port, options.httpHost, () => resolve());
   });
   const httpPort = (httpServer.address() as AddressInfo).port;
+  cluster.startPublishing();
   logger.info(
     { httpPort, etcdPort, peerListen: `${listen.host}:${transport.port}`, dataDir, readMode: options.readMode },
     'raftkv node started',
@@ -153,6 +158,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       logger.info({ reason }, 'shutting down');
       httpServer.close();
       httpServer.closeAllConnections();
+      cluster.stop();
       await etcd.stop();
       watchHub.close();
       await server!.stop();
