@@ -153,7 +153,7 @@ describe('etcdctl 3.4: Cluster and Maintenance', () => {
         assert.equal(restoreOutputs.length, 3);
         assert.match(restoreOutputs[0]!, /restored .* into/);
         const all = endpoints(cluster);
-        const count = await etcdctlJson<{ count: number }>(all, ['get', 'snap/', '--prefix', '--count-only']);
+        const count = await etcdctlJson<{ count: number }>(all, ['get', 'snap/', '--prefix', '--limit=1']);
         assert.equal(count.count, 200);
         assert.equal((await etcdctlOk(all, ['get', 'snap/000', '--print-value-only'])).trim(), 'overwritten');
         // History survives: the first version of snap/000 is still readable at its revision.
@@ -201,7 +201,7 @@ describe('etcdctl 3.4: Cluster and Maintenance', () => {
         const result = await etcdctl([cluster.etcdEndpoint(id)], ['put', 'small', 'x']);
         assert.match(result.stderr, /database space exceeded/, `member ${id}`);
       }
-      const count = await etcdctlJson<{ count?: number }>(all, ['get', 'big/', '--prefix', '--count-only']);
+      const count = await etcdctlJson<{ count?: number }>(all, ['get', 'big/', '--prefix', '--limit=1']);
       assert.equal(count.count, written.length);
       // Deletes still work; compact + defrag give the space back; disarm lifts the alarm.
       await etcdctlOk(all, ['del', 'big/', '--prefix']);
