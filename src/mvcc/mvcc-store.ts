@@ -220,7 +220,8 @@ export class MvccStore implements TransactionTarget {
 
   /**
    * etcd's HashKV: a CRC-32 over every history record (level key and value) with a main revision
-   * in (compact revision, `revision`] (<= 0: the current revision), with the compact revision.
+   * in (compact revision, `revision`] (<= 0: the current revision), with the compact revision
+   * (-1 if never compacted, as etcd).
    * Members that applied the same log have the same hash at the same revision; records at or
    * below the compact revision are left out because physical compaction removes them at a
    * different moment on each member.
@@ -230,13 +231,15 @@ export class MvccStore implements TransactionTarget {
     if (revision > current) return failure('future-revision');
     const through = revision <= 0 ? current : revision;
     const compactRevision = this.compacted;
-    if (through < compactRevision) return failure('compacted');
+    // As etcd's hashByRev: a revision at or below the compact revision is compacted.
+    if (revision > 0 && compactRevision > 0 && revision <= compactRevision) return failure('compacted');
     let hash = crc32(encodeUint64(compactRevision));
     for await (const [key, value] of this.db.iterator({ gte: recordKeyLowerBound(compactRevision + 1), lt: recordKeyLowerBound(through + 1) })) {
       hash = crc32(value, crc32(key, hash));
     }
     if (this.compacted > compactRevision) return failure('compacted');
-    return success({ hash, compactRevision, revision: current });
+    // etcd reports -1 when the store was never compacted.
+    return success({ hash, compactRevision: compactRevision === 0 ? -1 : compactRevision, revision: current });
   }
 
   /** etcd's Defragment: compacts level's whole key range, reclaiming space of deleted records. */
