@@ -136,7 +136,7 @@ describe('etcdctl Cluster/Maintenance commands: raftkv vs etcd 3.4', { skip }, (
       const duplicate = await etcdctl([target.endpoint], ['member', 'add', 'dup', `--peer-urls=${self.peerURLs[0]}`]);
       const voter = await etcdctl([target.endpoint], ['member', 'promote', BigInt(self.ID).toString(16)]);
       const added = await etcdctl([target.endpoint], ['member', 'add', 'l', '--peer-urls=http://127.0.0.1:1', '--learner']);
-      const learnerHex = /Member ([0-9a-f]+) added/.exec(added.stdout)?.[1] ?? '';
+      const learnerHex = /Member\s+([0-9a-f]+) added/.exec(added.stdout)?.[1] ?? '';
       const lagging = await etcdctl([target.endpoint], ['member', 'promote', learnerHex]);
       const removed = await etcdctl([target.endpoint], ['member', 'remove', learnerHex]);
       outcomes.push({ duplicate: errorLine(duplicate.stderr), voter: errorLine(voter.stderr), added: added.code, lagging: errorLine(lagging.stderr), removed: removed.code });
