@@ -43,7 +43,13 @@ export type ErrorCode =
   | 'read-timeout'
   | 'method-not-allowed'
   | 'not-found'
-  | 'internal';
+  | 'internal'
+  // Cluster and Maintenance (etcd v3 API, part 2)
+  | 'peer-url-exists'
+  | 'member-not-learner'
+  | 'learner-not-ready'
+  | 'not-leader'
+  | 'bad-leader-transferee';
 
 /** The default one-line message of every code. Sentences without a final full stop. */
 export const ERROR_MESSAGES: Readonly<Record<ErrorCode, string>> = Object.freeze({
@@ -68,6 +74,11 @@ export const ERROR_MESSAGES: Readonly<Record<ErrorCode, string>> = Object.freeze
   'method-not-allowed': 'the method is not allowed on this path',
   'not-found': 'no such endpoint',
   internal: 'internal error',
+  'peer-url-exists': 'a member with this peer URL already exists',
+  'member-not-learner': 'only a learner member can be promoted',
+  'learner-not-ready': 'the learner is not yet in sync with the leader; retry once it has caught up',
+  'not-leader': 'this node is not the leader',
+  'bad-leader-transferee': 'the leader transferee is not a voting member of the cluster',
 });
 
 /** Every code, in catalogue order (for exhaustive tests and documentation). */

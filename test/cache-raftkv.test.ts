@@ -1,9 +1,6 @@
 /**
  * The cache tier in front of a raftkv cluster (not etcd): cache key `my-key` in group `default`
  * is the raftkv store key `/my-key`, written by raftexample's HTTP `PUT /my-key`.
- *
- * SKIPPED until raftkv's etcd API has the Lease service (cache nodes register with a lease).
- * To enable after merging the leases branch: set RAFTKV_CACHE_ON_RAFTKV=1, or drop the skip.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,9 +8,7 @@ import { waitUntil } from '../src/testing/jepsen/wait-until';
 import { putOk, waitForLeader, withCluster } from './support/cluster-helpers';
 import { CacheTier, expectResponse } from './support/cache-helpers';
 
-const enabled = process.env['RAFTKV_CACHE_ON_RAFTKV'] === '1';
-
-describe('cache tier in front of raftkv', { skip: enabled ? false : 'needs the Lease service in raftkv (set RAFTKV_CACHE_ON_RAFTKV=1 after merging leases)' }, () => {
+describe('cache tier in front of raftkv', () => {
   it('GET /_cache/default/my-key serves the raftkv key /my-key written by HTTP PUT, and follows updates', async () => {
     await withCluster(3, {}, async (cluster) => {
       await waitForLeader(cluster);

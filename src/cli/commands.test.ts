@@ -80,4 +80,18 @@ describe('runCli', () => {
     ]);
     assert.deepEqual(recorded.runs, []);
   });
+
+  it('raftkv snapshot: help, usage errors (exit 2), and a restore failure (exit 1) that writes nothing', async () => {
+    const { dependencies, recorded } = fakeDependencies();
+    assert.equal(await runCli(['snapshot', '--help'], dependencies), 0);
+    assert.match(recorded.stdout, /raftkv snapshot restore FILE --data-dir DIR --id N --cluster URLS/);
+    assert.match(recorded.stdout, /cannot read raftkv snapshots/);
+    assert.equal(await runCli(['snapshot', 'status', 'x'], dependencies), 2);
+    assert.equal(await runCli(['snapshot', 'restore', 'x'], dependencies), 2);
+    assert.equal(await runCli(['snapshot', 'restore', 'x', '--data-dir', 'd', '--id', '3', '--cluster', 'http://127.0.0.1:1'], dependencies), 2);
+    const missing = `/tmp/raftkv-no-such-snapshot-${process.pid}`;
+    assert.equal(await runCli(['snapshot', 'restore', missing, '--data-dir', `${missing}.dir`, '--id', '1', '--cluster', 'http://127.0.0.1:1'], dependencies), 1);
+    assert.match(recorded.stderr, /snapshot restore failed/);
+    assert.deepEqual(recorded.runs, []);
+  });
 });

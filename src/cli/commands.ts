@@ -6,11 +6,12 @@
  *   raftkv [node] [node flags]   run one node (the default; see options.ts for the flags)
  *   raftkv help | --help | -h    show the help
  *   raftkv cache [cache flags]   run one node of the distributed cache tier (src/cache)
- *   raftkv snapshot ...          reserved for snapshot tools (not implemented yet)
+ *   raftkv snapshot restore ...  seed a new cluster member from an etcdctl snapshot (snapshot-restore.ts)
  */
 import { createLogger, type RaftkvLogger } from '../observability/logger';
 import { nodeHelp, parseNodeOptions, USAGE_EXIT_CODE, type NodeOptions } from './options';
 import { parseCacheOptions, type CacheNodeFlags } from '../cache/cache-options';
+import type * as SnapshotRestoreModule from './snapshot-restore';
 
 /** What the dispatcher needs from the outside world. */
 export interface CliDependencies {
@@ -22,16 +23,18 @@ export interface CliDependencies {
   readonly createFailureLogger?: (options: NodeOptions) => RaftkvLogger;
   /** Runs a cache node until it stops (`raftkv cache`); absent: the command is unavailable. */
   readonly runCache?: (options: CacheNodeFlags) => Promise<void>;
+  /** True when standard error is a terminal (`raftkv snapshot restore` then shows progress). */
+  readonly stderrIsTerminal?: boolean;
 }
 
 /** Subcommands that are planned but not there yet; named so that they are not taken for flags. */
-const RESERVED_COMMANDS: readonly string[] = ['snapshot'];
+const RESERVED_COMMANDS: readonly string[] = [];
 
 const COMMANDS_HELP = `Commands:
   raftkv [node] [options]   run one node (default)
   raftkv help               show this help
   raftkv cache [options]    run a cache node (raftkv cache --help)
-  raftkv snapshot ...       snapshot tools (not implemented yet)
+  raftkv snapshot restore   seed a new cluster member from an \`etcdctl snapshot save\` file
 
 `;
 
@@ -46,6 +49,11 @@ export async function runCli(argv: string[], dependencies: CliDependencies): Pro
     return 0;
   }
   if (first === 'cache') return runCacheCommand(rest, dependencies);
+  if (first === 'snapshot') {
+    // Loaded only when used: it pulls in the storage modules.
+    const { runSnapshotCommand } = require('./snapshot-restore') as typeof SnapshotRestoreModule;
+    return runSnapshotCommand(argv.slice(1), { stdout: dependencies.stdout, stderr: dependencies.stderr, progressOnTerminal: dependencies.stderrIsTerminal === true });
+  }
   if (first !== undefined && RESERVED_COMMANDS.includes(first)) {
     dependencies.stderr(`error: raftkv ${first} is not implemented yet (see raftkv help)\n`);
     return USAGE_EXIT_CODE;

@@ -17,6 +17,7 @@ runCli(process.argv.slice(2), {
   runCache: (options) => (require('../cache/run-cache') as typeof RunCacheModule).runCache(options),
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
+  stderrIsTerminal: process.stderr.isTTY === true,
 }).then(
   (exitCode) => exit(exitCode),
   (error: unknown) => {

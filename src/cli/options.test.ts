@@ -46,7 +46,20 @@ describe('defaults', () => {
       clusterToken: 'raftkv-cluster',
       listenPeer: { host: '127.0.0.1', port: 9021 },
       logLevel: 'info',
+      name: 'raftkv-1',
+      advertiseClientUrls: ['127.0.0.1:2379'],
+      quotaBackendBytes: 2147483648,
     });
+  });
+
+  it('--name, --advertise-client-urls (with or without a scheme) and --quota-backend-bytes', () => {
+    const options = parse(['--name', 'alpha', '--advertise-client-urls', 'http://10.0.0.1:2379,10.0.0.2:2379', '--quota-backend-bytes', '1048576']);
+    assert.equal(options.name, 'alpha');
+    assert.deepEqual(options.advertiseClientUrls, ['http://10.0.0.1:2379', '10.0.0.2:2379']);
+    assert.equal(options.quotaBackendBytes, 1048576);
+    assert.deepEqual(parse(['--etcd-host', '127.0.0.2', '--etcd-port', '3379']).advertiseClientUrls, ['127.0.0.2:3379']);
+    const bad = parseNodeOptions(['--advertise-client-urls', 'http://x']);
+    assert.equal(bad.ok, false);
   });
 
   it('the data directory and the peer listener follow --id', () => {

@@ -62,6 +62,15 @@ export interface NodeOptions {
   readonly clientTls?: ClientTlsOptions;
   /** Mutual TLS of the peer transport (`--peer-cert-file` ...); absent means insecure. */
   readonly peerTls?: PeerTlsOptions;
+  /** etcd's --name: published in MemberList (default `raftkv-<id>`). */
+  readonly name: string;
+  /**
+   * Client URLs this member publishes for MemberList (etcd's --advertise-client-urls), as given;
+   * default `<etcd host>:<etcd port>` without a scheme (127.0.0.1 when listening everywhere).
+   */
+  readonly advertiseClientUrls: string[];
+  /** etcd's --quota-backend-bytes: the MVCC store size that raises the NOSPACE alarm (2 GiB). */
+  readonly quotaBackendBytes: number;
 }
 
 /** The outcome of {@link parseNodeOptions}. */
@@ -89,6 +98,7 @@ export const NODE_DEFAULTS = Object.freeze({
   readMode: 'readindex',
   clusterToken: 'raftkv-cluster',
   logLevel: 'info',
+  quotaBackendBytes: String(2 * 1024 * 1024 * 1024),
 });
 
 const READ_MODES: readonly ReadMode[] = ['readindex', 'lease'];
@@ -136,7 +146,10 @@ export function nodeCommand(): Command {
     .option('--read-mode <mode>', 'how linearizable reads are served: readindex (always safe) or lease (needs bounded clock drift)', NODE_DEFAULTS.readMode)
     .option('--cluster-token <token>', 'token mixed into the cluster ID; clusters with different tokens refuse each other', NODE_DEFAULTS.clusterToken)
     .option('--listen-peer <host:port>', 'where the peer transport listens (default: host and port of this node\'s URL in --cluster)')
-    .option('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')}`, NODE_DEFAULTS.logLevel);
+    .option('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')}`, NODE_DEFAULTS.logLevel)
+    .option('--name <name>', 'member name shown by etcd MemberList (default: raftkv-<id>)')
+    .option('--advertise-client-urls <urls>', 'comma-separated etcd client URLs published in MemberList; an http:// scheme is stripped there (default: <etcd host>:<etcd port>)')
+    .option('--quota-backend-bytes <bytes>', 'MVCC store size at which the NOSPACE alarm is raised and writes are refused (2 GiB)', NODE_DEFAULTS.quotaBackendBytes);
   addTlsOptions(command);
   command
     .helpOption('-h, --help', 'show this help')
@@ -208,6 +221,9 @@ interface RawOptions extends RawTlsOptions {
   clusterToken: string;
   listenPeer?: string;
   logLevel: string;
+  name?: string;
+  advertiseClientUrls?: string;
+  quotaBackendBytes: string;
 }
 
 /** A validation failure; its message is the one-line error shown to the user. */
@@ -247,14 +263,20 @@ function validate(raw: RawOptions): NodeOptions {
   if (raw.httpHost !== undefined && raw.httpHost.trim() === '') throw new UsageError('error: --http-host must not be empty');
   if (raw.etcdHost !== undefined && raw.etcdHost.trim() === '') throw new UsageError('error: --etcd-host must not be empty');
   const { clientTls, peerTls } = validateTlsOptions(raw, cluster);
+  if (raw.name !== undefined && raw.name.trim() === '') throw new UsageError('error: --name must not be empty');
+  const etcdPort = parseInteger('--etcd-port', raw.etcdPort, 1, 65535);
+  const advertiseClientUrls = parseClientUrls(raw.advertiseClientUrls, raw.etcdHost, etcdPort);
   return {
     ...(clientTls === undefined ? {} : { clientTls }),
     ...(peerTls === undefined ? {} : { peerTls }),
+    name: raw.name ?? `raftkv-${id}`,
+    advertiseClientUrls,
+    quotaBackendBytes: parseInteger('--quota-backend-bytes', raw.quotaBackendBytes, 1),
     id,
     cluster,
     port: parseInteger('--port', raw.port, 1, 65535),
     httpHost: raw.httpHost,
-    etcdPort: parseInteger('--etcd-port', raw.etcdPort, 1, 65535),
+    etcdPort,
     etcdHost: raw.etcdHost,
     maxTxnOperations: parseInteger('--max-txn-ops', raw.maxTxnOps, 1),
     join,
@@ -270,6 +292,24 @@ function validate(raw: RawOptions): NodeOptions {
     listenPeer,
     logLevel,
   };
+}
+
+/**
+ * Parses `--advertise-client-urls`: `host:port` or `http(s)://host:port`, comma-separated. The
+ * default is this node's etcd endpoint without a scheme (ETCD_WIRE_NOTES.md §5).
+ */
+function parseClientUrls(text: string | undefined, etcdHost: string | undefined, etcdPort: number): string[] {
+  if (text === undefined) {
+    const host = etcdHost === undefined || etcdHost === '0.0.0.0' || etcdHost === '::' ? '127.0.0.1' : etcdHost.includes(':') ? `[${etcdHost}]` : etcdHost;
+    return [`${host}:${etcdPort}`];
+  }
+  return text.split(',').map((item) => {
+    const url = item.trim();
+    if (!/^(https?:\/\/)?(\[[0-9A-Fa-f:.]+\]|[^\s:/[\]]+):[0-9]{1,5}$/.test(url)) {
+      throw new UsageError(`error: --advertise-client-urls: "${url}" is not host:port or http(s)://host:port`);
+    }
+    return url;
+  });
 }
 
 /** Runs a member-input parser, prefixing its error with the flag's name. */

@@ -12,6 +12,7 @@
 export enum GrpcStatusCode {
   InvalidArgument = 3,
   NotFound = 5,
+  ResourceExhausted = 8,
   FailedPrecondition = 9,
   OutOfRange = 11,
 }
@@ -39,7 +40,9 @@ export type MvccErrorCode =
   /** LeaseGrant with a client-chosen ID that is already granted. */
   | 'lease-exists'
   /** LeaseGrant with a TTL above 9,000,000,000 seconds (etcd's MaxLeaseTTL). */
-  | 'lease-ttl-too-large';
+  | 'lease-ttl-too-large'
+  /** A write that needs space while the NOSPACE alarm is raised (etcd's capped applier). */
+  | 'no-space';
 
 /** The wire form of one error: the exact etcd message and its gRPC status code. */
 export interface MvccErrorWire {
@@ -60,6 +63,7 @@ export const MVCC_ERRORS: Readonly<Record<MvccErrorCode, MvccErrorWire>> = Objec
   'lease-not-found': { message: 'etcdserver: requested lease not found', grpcStatusCode: GrpcStatusCode.NotFound },
   'lease-exists': { message: 'etcdserver: lease already exists', grpcStatusCode: GrpcStatusCode.FailedPrecondition },
   'lease-ttl-too-large': { message: 'etcdserver: too large lease TTL', grpcStatusCode: GrpcStatusCode.OutOfRange },
+  'no-space': { message: 'etcdserver: mvcc: database space exceeded', grpcStatusCode: GrpcStatusCode.ResourceExhausted },
 });
 
 /** An expected outcome: a value, or one of the catalogued errors. */

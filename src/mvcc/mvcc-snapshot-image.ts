@@ -176,11 +176,12 @@ class ByteReader {
 /**
  * Decodes and validates an image, handing batches of records (level key, value) to `write` in
  * order as they arrive (lease records too, validated as leases), and returns the header once the
- * end frame checked out. `expectedIndex` must equal the image's applied index.
+ * end frame checked out. `expectedIndex` must equal the image's applied index ('any': not checked,
+ * for seeding a new cluster).
  */
 export async function readSnapshotImage(
   chunks: AsyncIterable<Uint8Array>,
-  expectedIndex: LogIndex,
+  expectedIndex: LogIndex | 'any',
   write: (records: Array<[Buffer, Buffer]>) => Promise<void>,
 ): Promise<SnapshotImageHeader> {
   const reader = new ByteReader(chunks[Symbol.asyncIterator]());
@@ -195,7 +196,7 @@ export async function readSnapshotImage(
     revision: Number(head.readBigUInt64BE(20)),
     compactRevision: Number(head.readBigUInt64BE(28)),
   };
-  if (header.appliedIndex !== expectedIndex) {
+  if (expectedIndex !== 'any' && header.appliedIndex !== expectedIndex) {
     throw new MvccSnapshotImageError('index-mismatch', `image applied index ${header.appliedIndex}, expected ${expectedIndex}`);
   }
   digest.update(head);

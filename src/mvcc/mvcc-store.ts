@@ -26,6 +26,7 @@
  * Failures: expected outcomes are {@link MvccOutcome} values with etcd's errors (errors.ts). A
  * level failure is fatal: the promise rejects and the caller must crash and recover from disk.
  */
+import { crc32 } from 'node:zlib';
 import { Level } from 'level';
 import type { LogIndex } from '../raft/types';
 import { assert, failure, success, type MvccOutcome } from './errors';
@@ -254,6 +255,37 @@ export class MvccStore implements TransactionTarget {
     const result = await this.rangeAt(request, revision, current);
     if (result === undefined) return failure('compacted');
     return success({ ...result, revision: current });
+  }
+
+  /**
+   * etcd's HashKV: a CRC-32 over every history record (level key and value) with a main revision
+   * in (compact revision, `revision`] (<= 0: the current revision), with the compact revision
+   * (-1 if never compacted, as etcd).
+   * Members that applied the same log have the same hash at the same revision; records at or
+   * below the compact revision are left out because physical compaction removes them at a
+   * different moment on each member.
+   */
+  async hashKv(revision: Revision): Promise<MvccOutcome<{ hash: number; compactRevision: Revision; revision: Revision }>> {
+    const current = this.visible;
+    if (revision > current) return failure('future-revision');
+    const through = revision <= 0 ? current : revision;
+    const compactRevision = this.compacted;
+    // As etcd's hashByRev: a revision at or below the compact revision is compacted.
+    if (revision > 0 && compactRevision > 0 && revision <= compactRevision) return failure('compacted');
+    let hash = crc32(encodeUint64(compactRevision));
+    for await (const [key, value] of this.db.iterator({ gte: recordKeyLowerBound(compactRevision + 1), lt: recordKeyLowerBound(through + 1) })) {
+      hash = crc32(value, crc32(key, hash));
+    }
+    if (this.compacted > compactRevision) return failure('compacted');
+    // etcd reports -1 when the store was never compacted.
+    return success({ hash, compactRevision: compactRevision === 0 ? -1 : compactRevision, revision: current });
+  }
+
+  /** etcd's Defragment: compacts level's whole key range, reclaiming space of deleted records. */
+  async defragment(): Promise<void> {
+    // `level` is classic-level in Node, which has compactRange; its typings hide it.
+    const db = this.db as unknown as { compactRange(start: Buffer, end: Buffer): Promise<void> };
+    await db.compactRange(Buffer.from([0x00]), Buffer.from([0xff]));
   }
 
   /**
@@ -705,7 +737,7 @@ export class MvccStore implements TransactionTarget {
    * `index`. Rejects with a SnapshotImageError on a bad image (the store is then left empty with
    * applied index 0, so restoring again is the way forward).
    */
-  async restoreSnapshot(chunks: AsyncIterable<Uint8Array>, index: LogIndex): Promise<void> {
+  async restoreSnapshot(chunks: AsyncIterable<Uint8Array>, index: LogIndex, options: { readonly rebase?: boolean } = {}): Promise<void> {
     assert(!this.applying, 'restoreSnapshot during an apply');
     this.applying = true;
     try {
@@ -715,9 +747,12 @@ export class MvccStore implements TransactionTarget {
       await this.db.clear({ gte: Buffer.from([RECORD_PREFIX]), lt: Buffer.from([LEASE_PREFIX + 1]) });
       await this.db.batch((['applied', 'revision', 'compact', 'compact-finished'] as MetaName[]).map((name) => ({ type: 'del' as const, key: metaKey(name) })));
       this.resetMemory();
-      const header = await readSnapshotImage(chunks, index, async (records) => {
+      const image = await readSnapshotImage(chunks, options.rebase === true ? 'any' : index, async (records) => {
         await this.db.batch(records.map(([key, value]) => ({ type: 'put' as const, key, value })));
       });
+      // `rebase` (a new cluster seeded from a snapshot file): the history is kept, the Raft
+      // index it belongs to becomes `index`.
+      const header = options.rebase === true ? { ...image, appliedIndex: index } : image;
       await this.db.batch([
         { type: 'put', key: metaKey('applied'), value: encodeUint64(header.appliedIndex) },
         { type: 'put', key: metaKey('revision'), value: encodeUint64(header.revision) },

@@ -195,7 +195,9 @@ function readLearnedClusterId(dataDir: string): bigint {
 async function openStateMachine(options: OpenDurableStateOptions, logger: ReturnType<typeof adaptLogger>): Promise<NodeStateMachine> {
   const membership = await KvStore.open(path.join(options.dataDir, 'kv'), { logger });
   const mvcc = await MvccStore.open(path.join(options.dataDir, 'mvcc'), { maxTxnOperations: options.maxTxnOperations ?? 128, enforceLeases: true });
-  return new NodeStateMachine(membership, mvcc);
+  const stateMachine = new NodeStateMachine(membership, mvcc);
+  await stateMachine.loadMetadata();
+  return stateMachine;
 }
 
 function parseMetadata(bytes: Uint8Array): WalMetadata {

@@ -11,6 +11,7 @@ import type { MvccWriteRequest, MvccWriteResponse, RangeRequest, RangeResponse }
 import type { WatchHub } from '../mvcc/watch-hub';
 import { NONE } from '../raft/types';
 import type { RaftServer } from './raft-server';
+import { writeCostBytes, type BackendQuota } from './quota';
 
 /** An EtcdBackend over one running node. */
 export class RaftEtcdBackend implements EtcdBackend {
@@ -21,6 +22,8 @@ export class RaftEtcdBackend implements EtcdBackend {
     private readonly clusterId: () => bigint,
     readonly maxRequestBytes: number,
     readonly maxTxnOperations: number,
+    /** `--quota-backend-bytes` (quota.ts); checked before proposing writes that need space. */
+    private readonly quota?: BackendQuota,
   ) {}
 
   header(): HeaderFields {
@@ -37,6 +40,7 @@ export class RaftEtcdBackend implements EtcdBackend {
   }
 
   async write(request: MvccWriteRequest): Promise<MvccOutcome<MvccWriteResponse>> {
+    if (this.quota !== undefined && (await this.quota.check(request, writeCostBytes(request))) === 'no-space') return { ok: false, error: 'no-space' };
     const result = await this.server.proposeWrite(request);
     if (result.outcome === undefined) throw new Error('assertion failed: an applied MVCC write has no outcome');
     return result.outcome;

@@ -64,6 +64,7 @@ import { AppliedWaiters, ReadBatcher } from './read-batcher';
 import { RequestIdGenerator } from './request-id';
 import { Waiters } from './waiters';
 import { decodeMemberContext, encodeMemberContext } from './member-context';
+import { decodeClusterOperation, encodeClusterOperation, isClusterEntry, type ClusterOperation } from './cluster-entry';
 import type { NodeStatus } from '../api/http/backend';
 import type { Metrics } from '../observability/metrics';
 
@@ -360,6 +361,9 @@ export class RaftServer extends EventEmitter {
     if (existing !== undefined && !(existing.isLearner && options.learner !== true)) {
       throw memberExistsError(id);
     }
+    if (existing === undefined && [...this.stateMachine.members().values()].some((member) => member.peerUrl === peerUrl)) {
+      throw new RaftkvError('peer-url-exists', { details: { peerUrl } });
+    }
     const type = options.learner === true ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode;
     return this.proposeMembership({ type, nodeId: id, context: new Uint8Array(0) }, peerUrl);
   }
@@ -445,6 +449,34 @@ export class RaftServer extends EventEmitter {
   /** The member IDs of the current configuration (voters and learners). */
   currentConfState(): ConfState {
     return this.confState;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Cluster and Maintenance support (etcd v3 API, part 2; see src/node/cluster-backend.ts)
+
+  /**
+   * Proposes a cluster metadata operation (cluster-entry.ts) through the log; resolves once it
+   * is applied on this node.
+   */
+  async proposeClusterOperation(operation: ClusterOperation): Promise<{ appliedIndex: LogIndex }> {
+    const requestId = this.requestIds.next();
+    const data = encodeClusterOperation(requestId, operation);
+    const result = await this.proposeUntilAccepted(requestId, () => this.raft.propose(data), 'write');
+    return { appliedIndex: result.appliedIndex };
+  }
+
+  /** The leader's view of every member's replication progress; undefined unless this node leads. */
+  leaderProgress(): ReadonlyMap<NodeId, { readonly match: LogIndex; readonly isLearner: boolean }> | undefined {
+    return this.raft.status().progress;
+  }
+
+  /**
+   * Runs `pin` between two Readies (no apply in progress), so it may pin a point-in-time image of
+   * the state machine (NodeStateMachine.writeSnapshot); resolves with its result and the applied
+   * index the image reflects.
+   */
+  betweenApplies<T>(pin: () => T): Promise<{ value: T; appliedIndex: LogIndex; term: number }> {
+    return this.onApplyQueue(() => ({ value: pin(), appliedIndex: this.appliedIndex, term: this.term }));
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -570,6 +602,12 @@ export class RaftServer extends EventEmitter {
     if (!this.stopped && this.raft.hasReady()) this.scheduleReady();
   }
 
+  private onPeerUrlsUpdated(id: NodeId): void {
+    const member = this.stateMachine.members().get(id);
+    if (member === undefined || id === this.id) return;
+    this.transport.addPeer(id, this.options.flagPeerUrls.get(id) ?? member.peerUrl);
+  }
+
   private async handleReady(ready: Ready): Promise<void> {
     if (ready.softState !== undefined) this.onSoftState(ready.softState.lead, ready.softState.role);
     if (ready.hardState !== undefined) {
@@ -610,8 +648,8 @@ export class RaftServer extends EventEmitter {
     if (!sendEarly) this.send(ready.messages);
 
     if (ready.snapshot !== undefined) {
-      await this.drainApplies();
-      await this.installSnapshot(ready.snapshot);
+      const snapshot = ready.snapshot;
+      await this.onApplyQueue(() => this.installSnapshot(snapshot));
     }
     for (const readState of ready.readStates) this.reads.onReadState(readState);
     for (const rejected of ready.rejectedProposals) this.onRejectedProposals(rejected.entries, rejected.reason);
@@ -646,6 +684,20 @@ export class RaftServer extends EventEmitter {
     while (this.appliesInFlight > 0) await this.applyChain;
   }
 
+  /**
+   * Runs `work` on the apply queue, after every apply queued before it and before any queued
+   * after it: the one place where the state machine may be read as of an applied index or
+   * replaced (snapshot installation). Its failure is returned to the caller, not fatal here.
+   */
+  private onApplyQueue<T>(work: () => T | Promise<T>): Promise<T> {
+    const result = this.applyChain.then(work);
+    this.applyChain = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return result;
+  }
+
   private send(messages: readonly Message[]): void {
     if (messages.length > 0) this.transport.send(messages);
   }
@@ -677,6 +729,10 @@ export class RaftServer extends EventEmitter {
       return decodeMemberContext(decodeConfChange(entry.data).context)?.requestId;
     }
     if (entry.data.length === 0) return undefined;
+    if (isClusterEntry(entry.data)) {
+      const cluster = decodeClusterOperation(entry.data);
+      return cluster.ok ? cluster.value.requestId : undefined;
+    }
     const decoded = decodeMvccWrite(entry.data);
     return decoded.ok ? decoded.value.requestId : undefined;
   }
@@ -725,6 +781,14 @@ export class RaftServer extends EventEmitter {
         this.logger.info({ index: entry.index, change: ConfChangeType[change.type], node: change.nodeId.toString(), tookEffect }, 'membership change applied');
       } else if (entry.data.length === 0) {
         batch.push({ index: entry.index });
+      } else if (isClusterEntry(entry.data)) {
+        // Cluster metadata (member attributes, peer URL update, alarm): cluster-entry.ts.
+        const decoded = decodeClusterOperation(entry.data);
+        if (!decoded.ok) throw new Error(`assertion failed: undecodable cluster operation at index ${entry.index} (${decoded.reason})`);
+        const operation = decoded.value.operation;
+        batch.push({ index: entry.index, cluster: operation });
+        resolved.push([decoded.value.requestId, entry.index]);
+        if (operation.kind === 'update-peer-urls') peerChanges.push(() => this.onPeerUrlsUpdated(operation.memberId));
       } else {
         const decoded = decodeMvccWrite(entry.data);
         if (!decoded.ok) throw new Error(`assertion failed: undecodable write at index ${entry.index} (${decoded.reason})`);

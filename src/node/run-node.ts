@@ -28,6 +28,7 @@ import { NodeSnapshots } from './snapshots';
 import { initialPeerUrls } from './member-context';
 import { createHttpApiServer, etcdServerCredentials, peerTransportCredentials } from './tls-wiring';
 import { onRefusedTlsHandshakes } from '../transport/tls-handshake-log';
+import { wireClusterServices } from './cluster-wiring';
 
 /** A running node, for tests and for the CLI. */
 export interface RunningNode {
@@ -133,7 +134,9 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     logger,
   });
   const watchHub = new WatchHub(state.stateMachine.mvcc);
-  const etcdBackend = new RaftEtcdBackend(server, state.stateMachine.mvcc, watchHub, () => clusterId, options.maxRequestBytes, options.maxTxnOperations);
+  // Cluster and Maintenance services, quota and attribute publishing: cluster-wiring.ts.
+  const cluster = wireClusterServices(options, server, state.stateMachine, () => etcdBackend.header(), logger);
+  const etcdBackend = new RaftEtcdBackend(server, state.stateMachine.mvcc, watchHub, () => clusterId, options.maxRequestBytes, options.maxTxnOperations, cluster.quota);
   const raftServer = server;
   const mvcc = state.stateMachine.mvcc;
   const electionTimeoutMs = options.electionTicks * options.tickMs;
@@ -168,6 +171,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   });
   const etcd = createEtcdGrpcServer(etcdBackend, {
     lease: leaseBackend,
+    additionalServices: cluster.additionalServices,
     logger,
     // etcd cancels `hasleader` watch streams after three election timeouts without a leader.
     noLeaderCancelMs: 3 * options.electionTicks * options.tickMs,
@@ -183,6 +187,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     httpServer.listen(options.port, options.httpHost, () => resolve());
   });
   const httpPort = (httpServer.address() as AddressInfo).port;
+  cluster.startPublishing();
   logger.info(
     { httpPort, etcdPort, clientTls: options.clientTls !== undefined, peerTls: options.peerTls !== undefined, peerListen: `${listen.host}:${transport.port}`, dataDir, readMode: options.readMode },
     'raftkv node started',
@@ -198,6 +203,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       logger.info({ reason }, 'shutting down');
       httpServer.close();
       httpServer.closeAllConnections();
+      cluster.stop();
       await etcd.stop();
       lessor.stop();
       watchHub.close();

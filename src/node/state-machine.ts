@@ -14,6 +14,9 @@ import { KvStore, type MemberChange } from '../kv/kv-store';
 import { MvccStore, type ApplyResult } from '../mvcc/mvcc-store';
 import type { MvccWriteRequest } from '../mvcc/types';
 import type { LogIndex, NodeId } from '../raft/types';
+import type { ClusterOperation } from './cluster-entry';
+import { ClusterMetadata } from './cluster-metadata';
+import { planMetadataApply } from './state-machine-metadata';
 
 const IMAGE_MAGIC = Buffer.from('raftkvs2', 'ascii');
 
@@ -23,14 +26,24 @@ export interface StateMachineEntry {
   /** An MVCC write (Put, DeleteRange, Txn, Compact), or undefined for an entry without one. */
   readonly write?: MvccWriteRequest;
   readonly members?: readonly MemberChange[];
+  /** A replicated cluster operation (member attributes, peer URL update, alarm). */
+  readonly cluster?: ClusterOperation;
 }
 
 /** Membership and keyspace, applied together. */
 export class NodeStateMachine {
+  /** Member attributes and alarms (cluster-metadata.ts); loaded by {@link loadMetadata}. */
+  readonly metadata = new ClusterMetadata();
+
   constructor(
     readonly membership: KvStore,
     readonly mvcc: MvccStore,
   ) {}
+
+  /** Loads the cluster metadata cache; call once after opening (restores reload it). */
+  async loadMetadata(): Promise<void> {
+    await this.metadata.load(this.membership);
+  }
 
   /** The lower of the two durable applied indexes: everything above it is (re)applied. */
   appliedIndex(): LogIndex {
@@ -59,9 +72,11 @@ export class NodeStateMachine {
   async applyEntries(entries: readonly StateMachineEntry[]): Promise<Map<LogIndex, ApplyResult>> {
     const results = new Map<LogIndex, ApplyResult>();
     if (entries.length === 0) return results;
-    await this.membership.applyEntries(entries.map((entry) => ({ index: entry.index, commands: [], members: entry.members ?? [] })));
-    const applied = await this.mvcc.applyBatch(entries.map((entry) => (entry.write === undefined ? { index: entry.index } : { index: entry.index, request: entry.write })));
+    const plan = planMetadataApply(entries, this.metadata, this.membership, this.mvcc.appliedIndex());
+    await this.membership.applyEntries(plan.membershipEntries);
+    const applied = await this.mvcc.applyBatch(plan.mvccInputs);
     for (const result of applied) results.set(result.index, result);
+    for (const result of plan.refused) results.set(result.index, result);
     return results;
   }
 
@@ -91,6 +106,7 @@ export class NodeStateMachine {
     const membership = await reader.read(membershipBytes);
     await this.membership.restoreSnapshot(single(membership), index);
     await this.mvcc.restoreSnapshot(reader.rest(), index);
+    await this.loadMetadata();
   }
 
   async close(): Promise<void> {

@@ -2,10 +2,9 @@
  * Process harness of the cache tier tests: a store target and cache node processes
  * (`raftkv cache`, the compiled CLI) on 127.0.0.1, with logs in a temp directory.
  *
- * THE STORE TARGET IS ONE FUNCTION, {@link startStoreTarget}: a real etcd 3.4 today, because
- * raftkv's etcd API has no Lease service yet. Once leases are merged, point it at a raftkv
- * cluster (startCluster from cluster-helpers.ts and `cluster.etcdEndpoint(id)` for every member);
- * nothing else in the tests changes.
+ * THE STORE TARGET IS ONE FUNCTION, {@link startStoreTarget}: a three-node raftkv cluster (real
+ * processes); with RAFTKV_CACHE_STORE=etcd, a real etcd 3.4 instead — the cache works against
+ * either, through the etcd3 client.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -16,7 +15,7 @@ import { pickFreePort } from '../../src/testing/jepsen/cluster';
 import { httpRequest, type HttpOutcome } from '../../src/testing/jepsen/http-client';
 import { waitUntil } from '../../src/testing/jepsen/wait-until';
 import { EtcdReferenceCluster } from './etcd-reference';
-import { CLI_PATH } from './cluster-helpers';
+import { CLI_PATH, DEADLINE_MS, startCluster, waitForLeader } from './cluster-helpers';
 
 /** A store the cache nodes can use: etcd v3 endpoints and a way to stop it. */
 export interface StoreTarget {
@@ -27,8 +26,23 @@ export interface StoreTarget {
 
 /** Starts the store the cache tests run against (see the module overview). */
 export async function startStoreTarget(): Promise<StoreTarget> {
-  const etcd = await EtcdReferenceCluster.start({ memberCount: 1 });
-  return { endpoints: etcd.endpoints(), description: 'etcd 3.4 (reference)', stop: () => etcd.stop() };
+  if (process.env['RAFTKV_CACHE_STORE'] === 'etcd') {
+    const etcd = await EtcdReferenceCluster.start({ memberCount: 1 });
+    return { endpoints: etcd.endpoints(), description: 'etcd 3.4 (reference)', stop: () => etcd.stop() };
+  }
+  const cluster = await startCluster(3);
+  try {
+    await cluster.waitUntilHealthy(DEADLINE_MS);
+    await waitForLeader(cluster);
+  } catch (error) {
+    await cluster.stop({ removeRunDirectory: true });
+    throw error;
+  }
+  return {
+    endpoints: cluster.memberIds().map((id) => cluster.etcdEndpoint(id)),
+    description: 'raftkv (3 nodes)',
+    stop: () => cluster.stop({ removeRunDirectory: true }),
+  };
 }
 
 /** An etcd3 client of the store. */

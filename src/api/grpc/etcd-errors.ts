@@ -51,6 +51,21 @@ export const RAFTKV_TO_ETCD: Readonly<Partial<Record<ErrorCode, EtcdStatus>>> = 
   // A removed member stops its server: etcd answers its clients "server stopped".
   removed: { code: grpc.status.UNAVAILABLE, details: ETCD_MESSAGES.serverStopped },
   'request-too-large': { code: grpc.status.INVALID_ARGUMENT, details: ETCD_MESSAGES.requestTooLarge },
+  // Cluster and Maintenance (etcd rpctypes/error.go; ETCD_WIRE_NOTES.md §3.6).
+  'member-not-found': { code: grpc.status.NOT_FOUND, details: 'etcdserver: member not found' },
+  'member-exists': { code: grpc.status.FAILED_PRECONDITION, details: 'etcdserver: member ID already exist' },
+  'peer-url-exists': { code: grpc.status.FAILED_PRECONDITION, details: 'etcdserver: Peer URLs already exists' },
+  // etcd answers a removed ID with membership.ErrIDRemoved, which has no gRPC mapping (Unknown).
+  'member-id-removed': { code: grpc.status.FAILED_PRECONDITION, details: 'membership: ID removed' },
+  'member-not-learner': { code: grpc.status.FAILED_PRECONDITION, details: 'etcdserver: can only promote a learner member' },
+  'learner-not-ready': { code: grpc.status.FAILED_PRECONDITION, details: 'etcdserver: can only promote a learner member which is in sync with leader' },
+  'last-voter': { code: grpc.status.FAILED_PRECONDITION, details: 'etcdserver: re-configuration failed due to not enough started members' },
+  // etcd has no "another conf change is pending" error (it serialises them); transient, so Unavailable.
+  'conf-change-pending': { code: grpc.status.UNAVAILABLE, details: 'etcdserver: another membership change is pending; retry' },
+  'invalid-peer-url': { code: grpc.status.INVALID_ARGUMENT, details: 'etcdserver: given member URLs are invalid' },
+  'invalid-request': { code: grpc.status.INVALID_ARGUMENT, details: 'etcdserver: invalid request' },
+  'not-leader': { code: grpc.status.FAILED_PRECONDITION, details: 'etcdserver: not leader' },
+  'bad-leader-transferee': { code: grpc.status.FAILED_PRECONDITION, details: 'etcdserver: bad leader transferee' },
 });
 
 /** Gateway failures → etcd status. */

@@ -49,6 +49,11 @@ export const HTTP_ERROR_TABLE: Readonly<Record<ErrorCode, HttpErrorMapping>> = O
   removed: { status: 503 },
   'timeout-maybe-applied': { status: 504 },
   'read-timeout': { status: 504, retryAfterSeconds: 1 },
+  'peer-url-exists': { status: 409 },
+  'member-not-learner': { status: 409 },
+  'learner-not-ready': { status: 409, retryAfterSeconds: 1 },
+  'not-leader': { status: 409 },
+  'bad-leader-transferee': { status: 409 },
 });
 
 /** Header carrying the stable error code on every error response. */

@@ -64,6 +64,11 @@ export interface ClusterOptions {
   readonly extraFlagsFor?: (id: number) => readonly string[];
   /** When the nodes serve the HTTP API over https: how the harness (and its users) reach it. */
   readonly httpClientTls?: HttpClientTls;
+  /**
+   * Runs before each initial member is first started, e.g. to seed its data directory with
+   * `raftkv snapshot restore` (its --cluster list is `clusterUrls`).
+   */
+  readonly prepareDataDirectory?: (node: { readonly id: number; readonly dataDirectory: string; readonly clusterUrls: readonly string[] }) => Promise<void>;
 }
 
 /** The state of one node process as the harness knows it. */
@@ -79,6 +84,8 @@ interface NodeRecord {
   readonly logFile: string;
   readonly clusterUrls: string[];
   readonly join: boolean;
+  /** The member ID passed as --id when it differs from the harness index (etcd MemberAdd IDs). */
+  memberId?: string;
   process: ChildProcess | undefined;
   state: NodeProcessState;
   exitDescription: string | undefined;
@@ -154,7 +161,11 @@ export class Cluster {
         );
         cluster.nodes.set(id, cluster.newRecord(id, peerPorts.get(id) as number, httpPorts.get(id) as number, etcdPorts.get(id) as number, clusterUrls, false));
       }
-      for (const id of ids) cluster.spawnNode(id);
+      for (const id of ids) {
+        const node = cluster.node(id);
+        await options.prepareDataDirectory?.({ id, dataDirectory: node.dataDirectory, clusterUrls: node.clusterUrls });
+        cluster.spawnNode(id);
+      }
     } catch (error) {
       await cluster.stop({ removeRunDirectory: false });
       throw error;
@@ -292,6 +303,35 @@ export class Cluster {
     await this.membershipRequest('POST', id, this.peerUrl(inbound.port), timeoutMs);
     this.spawnNode(id);
     return id;
+  }
+
+  /**
+   * Adds a member registered by `register` (for example `etcdctl member add --learner`), which
+   * receives the peer URL every member should use to reach it and resolves with the member ID
+   * the cluster assigned (decimal). Allocates ports and proxies as {@link addMember} does, then
+   * starts the node with `--id <that ID> --join`. Resolves with the node's harness index (use it
+   * with every other method; the member ID is only on its command line).
+   */
+  async addMemberWith(register: (peerUrl: string) => Promise<string>): Promise<number> {
+    const index = this.nextId++;
+    const peerPort = await this.freshPort();
+    const httpPort = await this.freshPort();
+    const etcdPort = await this.freshPort();
+    const inbound = await TcpProxy.start({ targetHost: HOST, targetPort: peerPort, listenPort: await this.freshPort() });
+    this.proxies.set(`*->${index}`, inbound);
+    const clusterUrls: string[] = [];
+    for (let other = 1; other <= this.options.size; other++) {
+      const target = this.node(other);
+      const outbound = await TcpProxy.start({ targetHost: HOST, targetPort: target.peerPort, listenPort: await this.freshPort() });
+      this.proxies.set(`${index}->${other}`, outbound);
+      clusterUrls.push(`http://${HOST}:${outbound.port}`);
+    }
+    this.nodes.set(index, this.newRecord(index, peerPort, httpPort, etcdPort, clusterUrls, true));
+    const node = this.node(index);
+    node.state = 'exited'; // a member, not started yet
+    node.memberId = await register(`http://${HOST}:${inbound.port}`);
+    this.spawnNode(index);
+    return index;
   }
 
   /**
@@ -450,7 +490,7 @@ export class Cluster {
   /** The full command line of a node; the same on every (re)start. */
   private flagsOf(node: NodeRecord): string[] {
     return [
-      '--id', String(node.id),
+      '--id', node.memberId ?? String(node.id),
       '--cluster', node.clusterUrls.join(','),
       '--port', String(node.httpPort),
       '--http-host', HOST,

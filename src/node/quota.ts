@@ -1,0 +1,67 @@
+/**
+ * etcd's backend quota (`--quota-backend-bytes`, etcdserver/quota.go and v3rpc/quota.go): before
+ * a write that needs space (a Put, or a Txn with a Put) is proposed, the store's size plus the
+ * request's size must stay within the quota. Otherwise this member raises the NOSPACE alarm
+ * through the log (once) and the write is refused with 'no-space' ("etcdserver: mvcc: database
+ * space exceeded"). While the alarm is raised, every member also refuses such writes at apply
+ * time (cluster-metadata.ts), so the refusal does not depend on which member a client talks to.
+ * Deletes and compactions are always allowed; after Defragment has given the space back, an
+ * operator disarms the alarm (`etcdctl alarm disarm`).
+ *
+ * The size is the MVCC store's size on disk, re-measured at most every `measureIntervalMs`.
+ */
+import type { MvccWriteRequest } from '../mvcc/types';
+import { AlarmType } from './cluster-entry';
+import { writeNeedsSpace } from './cluster-metadata';
+
+/** What the quota needs from the node. */
+export interface QuotaDependencies {
+  /** The store's current size in bytes. */
+  readonly sizeBytes: () => Promise<number>;
+  /** True if this member's NOSPACE alarm is already raised. */
+  readonly alarmRaised: () => boolean;
+  /** Raises this member's NOSPACE alarm through the log. */
+  readonly raiseAlarm: (alarm: AlarmType) => Promise<void>;
+}
+
+/** The quota check of one member. */
+export class BackendQuota {
+  private measuredAt = Number.NEGATIVE_INFINITY;
+  private measuredBytes = 0;
+
+  constructor(
+    /** The quota in bytes (etcd's default is 2 GiB). */
+    readonly quotaBytes: number,
+    private readonly dependencies: QuotaDependencies,
+    private readonly measureIntervalMs = 100,
+  ) {}
+
+  /**
+   * Checks `write` (of `requestBytes` encoded bytes) against the quota. Resolves 'no-space' if it
+   * must be refused (after raising the alarm), undefined if it may be proposed.
+   */
+  async check(write: MvccWriteRequest, requestBytes: number): Promise<'no-space' | undefined> {
+    if (!writeNeedsSpace(write)) return undefined;
+    const now = Date.now();
+    if (now - this.measuredAt >= this.measureIntervalMs) {
+      this.measuredBytes = await this.dependencies.sizeBytes();
+      this.measuredAt = now;
+    }
+    if (this.measuredBytes + requestBytes <= this.quotaBytes) return undefined;
+    if (!this.dependencies.alarmRaised()) await this.dependencies.raiseAlarm(AlarmType.NoSpace);
+    return 'no-space';
+  }
+}
+
+/** Rough size of a write: the bytes of its keys and values plus a small overhead per field. */
+export function writeCostBytes(write: MvccWriteRequest): number {
+  let bytes = 0;
+  const visit = (value: unknown): void => {
+    if (value instanceof Uint8Array) bytes += value.length + 2;
+    else if (Array.isArray(value)) value.forEach(visit);
+    else if (value !== null && typeof value === 'object') Object.values(value).forEach(visit);
+    else bytes += 2;
+  };
+  visit(write);
+  return bytes;
+}
