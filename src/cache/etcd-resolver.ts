@@ -61,6 +61,7 @@ export function registerEtcdResolver(client: Etcd3, options: EtcdResolverOptions
     private readonly watch: PrefixWatch;
     private readonly service: string;
     private ready = false;
+    private reportScheduled = false;
     private destroyed = false;
 
     constructor(
@@ -92,9 +93,18 @@ export function registerEtcdResolver(client: Etcd3, options: EtcdResolverOptions
       void this.watch.startRetrying();
     }
 
+    /**
+     * grpc-js asks for a fresh resolution from inside its own handling of a result (a load
+     * balancer that drops subchannels requests re-resolution synchronously), so answering here
+     * synchronously would recurse without end. The answer is deferred and coalesced.
+     */
     updateResolution(): void {
-      if (this.destroyed) return;
-      if (this.ready) this.report();
+      if (this.destroyed || !this.ready || this.reportScheduled) return;
+      this.reportScheduled = true;
+      setImmediate(() => {
+        this.reportScheduled = false;
+        this.report();
+      });
     }
 
     destroy(): void {
