@@ -9,6 +9,8 @@
  * 3. The etcd v3 API (bench/etcd-bench.ts): Put and Range with 64 clients over 8 gRPC
  *    connections, and single-client Put, against raftkv and — when Debian's etcd-server is
  *    installed — against a three-member etcd 3.4 started here, with the ratio ours/etcd.
+ * 4. The cache tier (bench/cache-bench.ts) in front of the raftkv cluster: hit throughput and
+ *    p99 through the HTTP front and through gRPC, and the cost of a miss.
  *
  * Options: `--seconds N` per workload (default 10), `--no-write` to leave docs/ alone.
  * Progress goes to stderr; the table to stdout and to docs/PERFORMANCE.md (between markers, so
@@ -22,6 +24,7 @@ import { Cluster } from '../src/testing/jepsen/cluster';
 import { waitUntil } from '../src/testing/jepsen/wait-until';
 import { HttpClient, formatRow, runLoad, type LoadResult } from './load';
 import { etcdWorkloads, startRaftkvForEtcdBench, startReferenceEtcd } from './etcd-bench';
+import { cacheBench } from './cache-bench';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CLI_PATH = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -124,8 +127,11 @@ async function main(): Promise<void> {
   progress('etcd API: starting a three-node raftkv cluster');
   const ours = await startRaftkvForEtcdBench(CLI_PATH);
   let oursResults: LoadResult[];
+  let cacheResults: LoadResult[];
   try {
     oursResults = await etcdWorkloads('raftkv', ours.endpoints, seconds, progress);
+    progress('cache tier in front of the raftkv cluster');
+    cacheResults = await cacheBench({ seconds, endpoints: ours.endpoints, progress });
   } finally {
     await ours.stop();
   }
@@ -163,6 +169,12 @@ async function main(): Promise<void> {
     '| workload | raftkv ops/s | raftkv p50 / p99 | etcd 3.4 ops/s | etcd p50 / p99 | ratio |',
     '|---|---|---|---|---|---|',
     ...comparison,
+    '',
+    'Cache tier (three cache nodes in front of the three-node raftkv cluster):',
+    '',
+    '| workload | clients | ops/s | p50 ms | p99 ms | errors |',
+    '|---|---|---|---|---|---|',
+    ...cacheResults.map(formatRow),
     ...(errors.length > 0 ? ['', ...errors.map((line) => `- ${line}`)] : []),
   ].join('\n');
   process.stdout.write(`${table}\n`);
