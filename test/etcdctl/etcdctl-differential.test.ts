@@ -1,5 +1,5 @@
 /**
- * The etcdctl differential suite (issue "etcd v3 API, part 1"): the same etcdctl 3.4 command
+ * The etcdctl differential suite (issues "etcd v3 API, part 1" and "part 2"): the same etcdctl 3.4 command
  * script (script.ts) runs against two targets, every step's output is normalised
  * (output-normaliser.ts), and the two runs must be equal step by step, field by field.
  *
@@ -22,7 +22,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { etcdAvailable } from '../support/etcd-reference';
-import { partOneScript, runScript, type ScriptRun } from './script';
+import { differentialScript, runScript, type ScriptRun } from './script';
 import { compareRuns, formatDifferences, renderOutput, type RecordedStep } from './step-comparison';
 import { startEtcdTarget, startRaftkvTarget, type EtcdctlTarget } from './targets';
 
@@ -43,10 +43,10 @@ function dumpRun(label: string, run: ScriptRun): void {
   fs.writeFileSync(path.join(directory, `${label.replace(/[^A-Za-z0-9.]+/g, '-').replace(/-$/, '')}.txt`), `${text}\n`);
 }
 
-/** Runs the part-1 script against `target` and always stops it; logs are attached to errors. */
+/** Runs the whole script (part 1 and leases) against `target` and always stops it; logs are attached to errors. */
 async function runAgainst(target: EtcdctlTarget): Promise<TargetRun> {
   try {
-    const run = await runScript(target.endpoints, partOneScript());
+    const run = await runScript(target.endpoints, differentialScript(), { minimumLeaseTtlSeconds: target.minimumLeaseTtlSeconds });
     dumpRun(target.label, run);
     return { label: target.label, run };
   } catch (error) {
@@ -101,6 +101,18 @@ function checkReferenceAnchors(reference: TargetRun): void {
   assert.ok(emptyKey.output.stderr.includes('Error: etcdserver: key is not provided'), renderOutput(emptyKey.output));
   const live = stepNamed(run, 'watch live --prefix --prev-kv');
   assert.equal(live.output.stdout.format === 'text' ? live.output.stdout.lines.filter((line) => line === 'PUT' || line === 'DELETE').length : -1, 5, renderOutput(live.output));
+  // Leases: an unknown lease is "already expired" (TTL -1, not an error); a revoke removes the
+  // attached keys; a grant below the minimum is raised to etcd's 2 s, and the placeholder shows it.
+  const unknownTimeToLive = stepNamed(run, 'lease timetolive unknown --keys');
+  assert.deepEqual([unknownTimeToLive.output.exit, unknownTimeToLive.output.stdout], ['exit 0', { format: 'text', lines: ['lease 000000001234abcd already expired'] }], renderOutput(unknownTimeToLive.output));
+  const timeToLive = stepNamed(run, 'lease timetolive --keys');
+  assert.deepEqual(timeToLive.output.stdout, { format: 'text', lines: ['lease <lease-1> granted with TTL(100s), remaining(<granted minus 0..10s>), attached keys([lease/a1 lease/a2])'] }, renderOutput(timeToLive.output));
+  const revokedKeys = jsonDocumentOf(stepNamed(run, 'get keys of revoked lease -w json'));
+  assert.equal(revokedKeys.kvs, undefined, 'the keys of a revoked lease are gone');
+  const unknownPut = stepNamed(run, 'put --lease unknown');
+  assert.ok(unknownPut.output.stderr.includes('Error: etcdserver: requested lease not found'), renderOutput(unknownPut.output));
+  const minimum = stepNamed(run, 'lease grant 1 (below the minimum TTL)');
+  assert.ok(minimum.output.stdout.format === 'text' && /^lease <lease-\d+> granted with TTL\(<minimum lease TTL>\)$/.test(minimum.output.stdout.lines.join('\n')), renderOutput(minimum.output));
   const watchCompacted = stepNamed(run, 'watch compacted revision');
   assert.deepEqual(
     [watchCompacted.output.exit, watchCompacted.output.stderr],

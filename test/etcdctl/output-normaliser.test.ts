@@ -70,6 +70,51 @@ describe('etcdctl output normaliser', () => {
     assert.deepEqual(second.stdout, { format: 'text', lines: ['lease <lease-2> granted with TTL(60s)'] });
   });
 
+  it('windows the remaining TTL of lease timetolive below the granted TTL, and keeps everything else', () => {
+    const timeToLive = (remaining: number, granted = 100, keys = '') =>
+      new OutputNormaliser().normalise(result(['lease', 'timetolive', '694d7b5d1a5b1f0a', '--keys'], `lease 694d7b5d1a5b1f0a granted with TTL(${granted}s), remaining(${remaining}s)${keys}\n`));
+    assert.deepEqual(diffValues(timeToLive(99), timeToLive(92)), [], 'a few seconds of countdown are not a difference');
+    assert.deepEqual(timeToLive(99).stdout, { format: 'text', lines: ['lease <lease-1> granted with TTL(100s), remaining(<granted minus 0..10s>)'] });
+    assert.equal(diffValues(timeToLive(99), timeToLive(80)).length, 1, 'far below the granted TTL is reported');
+    assert.equal(diffValues(timeToLive(99), timeToLive(101)).length, 1, 'above the granted TTL is reported');
+    assert.equal(diffValues(timeToLive(99), timeToLive(99, 60)).length, 1, 'the granted TTL is compared exactly');
+    // Attached keys come from a Go map in etcd: their order is not compared, the keys are.
+    assert.deepEqual(diffValues(timeToLive(99, 100, ', attached keys([b a])'), timeToLive(98, 100, ', attached keys([a b])')), []);
+    assert.equal(diffValues(timeToLive(99, 100, ', attached keys([a b])'), timeToLive(99, 100, ', attached keys([a c])')).length, 1);
+
+    const json = (remaining: number, granted: number, keys: string) =>
+      new OutputNormaliser().normalise(
+        result(['lease', 'timetolive', '694d7b5d1a5b1f0a', '--keys', '-w', 'json'], `{"cluster_id":1,"member_id":2,"revision":3,"raft_term":4,"id":7587883494367879946,"ttl":${remaining},"granted-ttl":${granted},"keys":${keys}}\n`),
+      );
+    assert.deepEqual(json(97, 100, '["YQ==","Yg=="]').stdout, {
+      format: 'json',
+      documents: [{ cluster_id: '<cluster-id>', member_id: '<member-id>', revision: 3, raft_term: '<raft-term>', id: '<lease-1>', ttl: '<granted minus 0..10s>', 'granted-ttl': 100, keys: ['utf8:a', 'utf8:b'] }],
+    });
+    assert.deepEqual(diffValues(json(97, 100, '["Yg==","YQ=="]'), json(99, 100, '["YQ==","Yg=="]')), []);
+    // An unknown lease prints ttl -1, granted-ttl 0: that is a fact, not a countdown.
+    assert.equal((json(-1, 0, 'null').stdout as { documents: Array<{ ttl: unknown }> }).documents[0]?.ttl, -1);
+    assert.equal(diffValues(json(-1, 0, 'null'), json(0, 0, 'null')).length, 1);
+  });
+
+  it('replaces only the target\'s own minimum lease TTL, and only when asked', () => {
+    const grantOne = (ttlSeconds: number) => result(['lease', 'grant', '1'], `lease 694d7b5d1a5b1f0a granted with TTL(${ttlSeconds}s)\n`);
+    const etcdSide = new OutputNormaliser();
+    const raftkvSide = new OutputNormaliser();
+    const etcdOutput = etcdSide.replaceMinimumLeaseTtl(etcdSide.normalise(grantOne(2)), 2);
+    const raftkvOutput = raftkvSide.replaceMinimumLeaseTtl(raftkvSide.normalise(grantOne(1)), 1);
+    assert.deepEqual(diffValues(etcdOutput, raftkvOutput), []);
+    assert.deepEqual(etcdOutput.stdout, { format: 'text', lines: ['lease <lease-1> granted with TTL(<minimum lease TTL>)'] });
+    // A server that did not raise the TTL to its own minimum still differs.
+    const notRaised = new OutputNormaliser();
+    assert.equal(diffValues(etcdOutput, notRaised.replaceMinimumLeaseTtl(notRaised.normalise(grantOne(1)), 2)).length, 1);
+    // Without the request, the TTL stays a number.
+    assert.deepEqual(new OutputNormaliser().normalise(grantOne(2)).stdout, { format: 'text', lines: ['lease <lease-1> granted with TTL(2s)'] });
+    const jsonSide = new OutputNormaliser();
+    const json = jsonSide.normalise(result(['lease', 'grant', '1', '-w', 'json'], '{"cluster_id":1,"member_id":2,"revision":3,"raft_term":4,"ID":7587883494367879946,"TTL":2,"Error":""}\n'));
+    assert.deepEqual((jsonSide.replaceMinimumLeaseTtl(json, 2).stdout as { documents: Array<{ TTL: unknown }> }).documents[0]?.TTL, '<minimum lease TTL>');
+    assert.deepEqual((jsonSide.replaceMinimumLeaseTtl(json, 1).stdout as { documents: Array<{ TTL: unknown }> }).documents[0]?.TTL, 2);
+  });
+
   it('drops timings and client log noise but keeps error text and exit codes', () => {
     const stderr =
       '{"level":"warn","ts":"2026-11-21T10:38:39.851Z","caller":"clientv3/retry_interceptor.go:62","msg":"retrying of unary invoker failed","target":"endpoint://client-0aaab187/127.0.0.1:23791","attempt":0,"error":"rpc error: code = InvalidArgument desc = etcdserver: key is not provided"}\nError: etcdserver: key is not provided\n';

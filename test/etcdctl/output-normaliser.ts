@@ -10,8 +10,22 @@
  * - Lease IDs: each server picks its own. Every distinct ID becomes `<lease-N>` in order of
  *   first appearance, in hex (`lease 694d… granted`), in decimal (`"lease":7587…`) and in
  *   command lines, so "the same lease" still has to be the same lease on both sides.
- * - Timings: `took = 1.2ms`, `remaining(59s)`, and the `ts` and `target` (client UUID) of the
- *   Go client's JSON log lines on stderr.
+ * - Timings: `took = 1.2ms`, and the `ts` and `target` (client UUID) of the Go client's JSON log
+ *   lines on stderr.
+ * - The REMAINING TTL of `lease timetolive` (`remaining(99s)` in text, `"ttl"` in `-w json`): it
+ *   ticks down between commands, so the two targets print it a few seconds apart. Only that
+ *   number is replaced, and only when it lies within {@link REMAINING_TTL_WINDOW_SECONDS} below
+ *   the granted TTL printed next to it: it becomes `<granted minus 0..10s>`. Any other value
+ *   (above the granted TTL, far below it, `-1` for an unknown lease) is kept and compared.
+ *   The granted TTL itself is always kept.
+ * - The attached keys of `lease timetolive --keys` (`attached keys([k1 k2])`, `"keys"`) are
+ *   SORTED: etcd collects them from a Go map (lease/lessor.go `Lease.Keys` over `itemSet`), so
+ *   their order differs from call to call even between two etcds. Which keys, and how many,
+ *   is still compared.
+ * - Lease IDs also appear as `"id"` in the `-w json` output of `lease timetolive` and
+ *   `lease list` (clientv3's JSON tags), and are numbered the same way there.
+ * - Only on request, for one step ({@link OutputNormaliser.replaceMinimumLeaseTtl}): a granted
+ *   TTL equal to the target's MINIMUM lease TTL, which follows each server's election timeout.
  * - Watch `-w json` batches: a server may deliver a catch-up as one response or many, so events
  *   are flattened into one list and response headers (whose revision depends on when the
  *   response was sent) are dropped.
@@ -51,6 +65,27 @@ const HEADER_PLACEHOLDERS: Readonly<Record<string, string>> = {
   MemberID: '<member-id>',
   RaftTerm: '<raft-term>',
 };
+
+/**
+ * How far below the granted TTL a remaining TTL may be and still count as "the same": well
+ * above the few seconds the script spends between a grant (or keep-alive) and a time-to-live,
+ * and far below the 100 s leases the script grants, so a server that forgot to count down or
+ * reported a wrong remaining time would still show up.
+ */
+export const REMAINING_TTL_WINDOW_SECONDS = 10;
+
+/** The placeholder of a remaining TTL inside the window (see the module overview). */
+const REMAINING_TTL_PLACEHOLDER = `<granted minus 0..${REMAINING_TTL_WINDOW_SECONDS}s>`;
+
+/** The placeholder of a granted TTL equal to the target's minimum lease TTL. */
+export const MINIMUM_LEASE_TTL_PLACEHOLDER = '<minimum lease TTL>';
+
+/** `remaining` as a placeholder if it lies within the window below `granted`, else unchanged. */
+function remainingTtlWithinWindow(granted: number, remaining: number): number | string {
+  const elapsed = granted - remaining;
+  // remaining -1 is "unknown lease" (with granted 0), never a time: it is always kept.
+  return remaining >= 0 && elapsed >= 0 && elapsed <= REMAINING_TTL_WINDOW_SECONDS ? REMAINING_TTL_PLACEHOLDER : remaining;
+}
 
 /** Per-target normaliser; see the module overview for the rules. */
 export class OutputNormaliser {
@@ -94,28 +129,30 @@ export class OutputNormaliser {
         // Not JSON (an error or usage text): compare it as text instead.
         return { format: 'text', lines: this.normaliseTextLines(result.stdout, isLeaseCommand) };
       }
-      const normalised = documents.map((document) => this.normaliseJson(document, undefined));
+      const normalised = documents.map((document) => this.normaliseJson(document, undefined, isLeaseCommand));
       if (result.args[0] === 'watch') return flattenWatchResponses(normalised);
+      if (isLeaseCommand && result.args[1] === 'timetolive') return { format: 'json', documents: normalised.map(normaliseRemainingTtlJson) };
       return { format: 'json', documents: normalised };
     }
     return { format: 'text', lines: this.normaliseTextLines(result.stdout, isLeaseCommand) };
   }
 
   /** Walks a parsed JSON document, replacing identifiers and decoding bytes. */
-  private normaliseJson(value: unknown, fieldName: string | undefined): unknown {
-    if (Array.isArray(value)) return value.map((element) => this.normaliseJson(element, fieldName));
+  private normaliseJson(value: unknown, fieldName: string | undefined, isLeaseCommand: boolean): unknown {
+    if (Array.isArray(value)) return value.map((element) => this.normaliseJson(element, fieldName, isLeaseCommand));
     if (value !== null && typeof value === 'object') {
       const output: Record<string, unknown> = {};
-      for (const [name, child] of Object.entries(value as Record<string, unknown>)) output[name] = this.normaliseJson(child, name);
+      for (const [name, child] of Object.entries(value as Record<string, unknown>)) output[name] = this.normaliseJson(child, name, isLeaseCommand);
       return output;
     }
     if (fieldName === undefined) return value;
     const placeholder = HEADER_PLACEHOLDERS[fieldName];
     if (placeholder !== undefined) return isZero(value) ? value : placeholder;
-    if (fieldName === 'lease' || fieldName === 'ID') {
+    if (fieldName === 'lease' || fieldName === 'ID' || (isLeaseCommand && fieldName === 'id')) {
       return isZero(value) || !isInteger(value) ? value : this.leasePlaceholder(BigInt(value as string | number));
     }
-    if ((fieldName === 'key' || fieldName === 'value') && typeof value === 'string') return decodeBase64ForReading(value);
+    // `keys`: the attached keys of `lease timetolive --keys -w json`, one base64 string each.
+    if ((fieldName === 'key' || fieldName === 'value' || fieldName === 'keys') && typeof value === 'string') return decodeBase64ForReading(value);
     return value;
   }
 
@@ -125,7 +162,11 @@ export class OutputNormaliser {
     return lines.map((line) => {
       let output = line
         .replace(/took = [^\s,)]+/g, 'took = <duration>')
-        .replace(/remaining\(-?\d+s\)/g, 'remaining(<seconds>)')
+        .replace(/granted with TTL\((\d+)s\), remaining\((-?\d+)s\)/, (_whole, granted: string, remaining: string) => {
+          const windowed = remainingTtlWithinWindow(Number(granted), Number(remaining));
+          return `granted with TTL(${granted}s), remaining(${typeof windowed === 'number' ? `${windowed}s` : windowed})`;
+        })
+        .replace(/attached keys\(\[(.*)\]\)$/, (_whole, keys: string) => `attached keys([${sortAttachedKeys(keys)}])`)
         .replace(/^"(ClusterID|MemberID|RaftTerm)" : (\d+)$/, (whole, name: string, digits: string) =>
           digits === '0' ? whole : `"${name}" : ${HEADER_PLACEHOLDERS[name] ?? '<id>'}`,
         )
@@ -135,6 +176,30 @@ export class OutputNormaliser {
       }
       return this.replaceKnownHexLeaseIds(output);
     });
+  }
+
+  /**
+   * Replaces a granted TTL equal to `minimumTtlSeconds` (the target's minimum lease TTL) by
+   * {@link MINIMUM_LEASE_TTL_PLACEHOLDER}: `TTL(2s)` in text, `"TTL": 2` in `-w json`. For the ONE
+   * step that grants a TTL below the minimum: etcd raises it to ⌈1.5 election timeouts⌉ (2 s with
+   * its defaults), raftkv to the same formula over its own, shorter, test timings, so the printed
+   * numbers legitimately differ while "raised to this server's minimum" must hold on both. Any
+   * other TTL (e.g. the requested 1 s left unraised) is kept and compared.
+   */
+  replaceMinimumLeaseTtl(output: NormalisedOutput, minimumTtlSeconds: number): NormalisedOutput {
+    const stdout = output.stdout;
+    if (stdout.format === 'text') {
+      const lines = stdout.lines.map((line) => line.replace(new RegExp(`(granted with TTL\\()${minimumTtlSeconds}s\\)`), `$1${MINIMUM_LEASE_TTL_PLACEHOLDER})`));
+      return { ...output, stdout: { format: 'text', lines } };
+    }
+    if (stdout.format === 'json') {
+      const documents = stdout.documents.map((document) => {
+        const fields = document as Record<string, unknown>;
+        return fields.TTL === minimumTtlSeconds ? { ...fields, TTL: MINIMUM_LEASE_TTL_PLACEHOLDER } : document;
+      });
+      return { ...output, stdout: { format: 'json', documents } };
+    }
+    return output;
   }
 
   /** Registers the IDs in `lease N granted` lines, and in every line of `lease list`. */
@@ -153,6 +218,33 @@ export class OutputNormaliser {
       return placeholder ?? token;
     });
   }
+}
+
+/**
+ * A `lease timetolive -w json` document with `ttl` (remaining) windowed against `granted-ttl`
+ * and its `keys` sorted (see the module overview).
+ */
+function normaliseRemainingTtlJson(document: unknown): unknown {
+  const fields = { ...(document as Record<string, unknown>) };
+  if (Array.isArray(fields.keys)) fields.keys = [...(fields.keys as unknown[])].sort(compareAsStrings);
+  const granted = fields['granted-ttl'];
+  const remaining = fields.ttl;
+  if (typeof granted === 'number' && typeof remaining === 'number') fields.ttl = remainingTtlWithinWindow(granted, remaining);
+  return fields;
+}
+
+/**
+ * The keys of `attached keys([…])`, sorted. etcdctl prints them with Go's `%s` of a []string,
+ * i.e. separated by single spaces; keys containing spaces cannot be told apart there, and the
+ * script attaches none.
+ */
+function sortAttachedKeys(keys: string): string {
+  return keys === '' ? keys : keys.split(' ').sort(compareAsStrings).join(' ');
+}
+
+function compareAsStrings(left: unknown, right: unknown): number {
+  const [a, b] = [String(left), String(right)];
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** `exit N`, `signal S` or `killed after timeout`. */

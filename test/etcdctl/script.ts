@@ -1,5 +1,6 @@
 /**
- * The etcdctl command script of the differential suite (issue "etcd v3 API, part 1"), and the
+ * The etcdctl command script of the differential suite (issues "etcd v3 API, part 1" and
+ * "part 2": KV and watch, then leases), and the
  * interpreter that runs it against one target and records each step's normalised output.
  *
  * The script assumes an EMPTY store at revision 1 (a fresh etcd, or a fresh raftkv cluster)
@@ -10,7 +11,10 @@
  * drift shows up in the command as well as in the output.
  *
  * Step kinds:
- * - `command`: one etcdctl invocation, optionally with stdin (txn);
+ * - `command`: one etcdctl invocation, optionally with stdin (txn). `captureLease` stores the
+ *   lease ID the command printed (`lease grant`), for later steps to pass as an argument;
+ *   `minimumLeaseTtl` normalises a granted TTL equal to the target's minimum lease TTL (see
+ *   {@link OutputNormaliser.replaceMinimumLeaseTtl}; used by ONE step only);
  * - `watch`: start `etcdctl watch …` in the background, run `writes` as recorded commands
  *   meanwhile, wait (with a deadline) until the printed output satisfies `until`, then SIGTERM
  *   it and record what it printed. How the wait ended is part of the record.
@@ -21,7 +25,7 @@
  * `mod("k") > "0"\n\nput k v2\n\nput k v3\n\n` is complete, and bash's `<<< $'…v3\n'` works
  * only because a here-string appends the final newline. {@link txnInput} builds that format.
  */
-import { countJsonWatchEvents, headerRevisionOf, runEtcdctl, startEtcdctlWatch } from './etcdctl-runner';
+import { countJsonWatchEvents, headerRevisionOf, parseJsonLines, runEtcdctl, startEtcdctlWatch, wantsJsonOutput, type EtcdctlResult } from './etcdctl-runner';
 import { OutputNormaliser } from './output-normaliser';
 import type { RecordedStep } from './step-comparison';
 
@@ -33,6 +37,8 @@ export interface ScriptContext {
   remember(name: string, value: number): void;
   /** A number stored by an earlier step; throws if there is none. */
   recall(name: string): number;
+  /** A lease ID (hex, as etcdctl takes it) captured by an earlier step; throws if there is none. */
+  recallLease(name: string): string;
 }
 
 /** Fixed arguments, or arguments computed from the target when the step runs. */
@@ -45,7 +51,16 @@ export type WatchStopCondition =
 
 /** One step of the script. Names are unique; they label steps in difference reports. */
 export type ScriptStep =
-  | { readonly kind: 'command'; readonly name: string; readonly args: StepArguments; readonly stdin?: string }
+  | {
+      readonly kind: 'command';
+      readonly name: string;
+      readonly args: StepArguments;
+      readonly stdin?: string;
+      /** Remember the lease ID granted by this command under this name. */
+      readonly captureLease?: string;
+      /** Normalise a granted TTL equal to the target's minimum lease TTL (see the overview). */
+      readonly minimumLeaseTtl?: boolean;
+    }
   | {
       readonly kind: 'watch';
       readonly name: string;
@@ -65,6 +80,102 @@ export function txnInput(compares: readonly string[], success: readonly string[]
 
 const command = (name: string, args: StepArguments, stdin?: string): ScriptStep =>
   stdin === undefined ? { kind: 'command', name, args } : { kind: 'command', name, args, stdin };
+
+/** A `lease grant` step whose printed lease ID is remembered as `leaseName`. */
+const grant = (name: string, args: readonly string[], leaseName: string): ScriptStep => ({ kind: 'command', name, args, captureLease: leaseName });
+
+/** A step whose arguments name the lease remembered as `leaseName` (`${lease}` in `args`). */
+const withLease = (name: string, leaseName: string, args: (lease: string) => readonly string[]): ScriptStep =>
+  command(name, async (context) => args(context.recallLease(leaseName)));
+
+/**
+ * The lease ID printed by `lease grant` (`lease <hex> granted …`, or `"ID":<decimal>` with
+ * `-w json`), as the hex etcdctl's other lease commands take. Throws if none was printed.
+ */
+export function grantedLeaseId(result: EtcdctlResult): string {
+  if (wantsJsonOutput(result.args)) {
+    const [document] = parseJsonLines(result.stdout);
+    const id = (document as { ID?: unknown } | undefined)?.ID;
+    if (typeof id !== 'number' && typeof id !== 'string') throw new Error(`no lease ID in etcdctl output: ${result.stdout}${result.stderr}`);
+    // etcdctl prints and the normaliser recognises lease IDs as 16 hex digits (%016x).
+    return BigInt(id).toString(16).padStart(16, '0');
+  }
+  const granted = /^lease ([0-9a-f]+) granted/m.exec(result.stdout);
+  if (granted === null) throw new Error(`no lease ID in etcdctl output: ${result.stdout}${result.stderr}`);
+  return granted[1] as string;
+}
+
+/** A lease ID no target has granted (etcdctl prints it as 000000001234abcd). */
+const UNKNOWN_LEASE = '1234abcd';
+
+/**
+ * The part-2 script (issue "etcd v3 API, part 2"): the Lease service through etcdctl 3.4. It runs
+ * after {@link partOneScript} and keeps that script's revisions (leased puts and revokes are
+ * writes like any other).
+ *
+ * Two things are arranged so that the outputs do not depend on timing or on which member answers:
+ * - `lease list` runs while exactly ONE lease exists. etcd sorts LeaseLeases by expiry
+ *   (lease/lessor.go `Leases`), but a follower keeps no expiry times, so with two leases the
+ *   order depends on the member etcdctl happens to reach.
+ * - The short leases (`lease grant 1`, raised to the minimum TTL) are granted LAST and never used:
+ *   they expire on their own within about two seconds, and anything that looked at them later
+ *   would race that expiry. They have no keys, so their expiry changes no revision.
+ */
+export function leaseScript(): ScriptStep[] {
+  return [
+    // --- grant, and keys attached to leases ------------------------------------------------
+    grant('lease grant 100', ['lease', 'grant', '100'], 'a'),
+    grant('lease grant 100 -w json', ['lease', 'grant', '100', '-w', 'json'], 'b'),
+    withLease('put --lease', 'a', (lease) => ['put', 'lease/a1', 'v1', `--lease=${lease}`]),
+    withLease('put --lease -w json', 'a', (lease) => ['put', 'lease/a2', 'v2', `--lease=${lease}`, '-w', 'json']),
+    withLease('put --lease second lease', 'b', (lease) => ['put', 'lease/b1', 'v3', `--lease=${lease}`]),
+    command('get leased keys -w json', ['get', 'lease/', '--prefix', '-w', 'json']),
+    command('get leased key -w fields', ['get', 'lease/a1', '-w', 'fields']),
+
+    // --- time to live (the remaining TTL is windowed, see output-normaliser.ts) -------------
+    withLease('lease timetolive', 'a', (lease) => ['lease', 'timetolive', lease]),
+    withLease('lease timetolive --keys', 'a', (lease) => ['lease', 'timetolive', lease, '--keys']),
+    withLease('lease timetolive --keys -w json', 'a', (lease) => ['lease', 'timetolive', lease, '--keys', '-w', 'json']),
+    withLease('lease timetolive without keys -w json', 'b', (lease) => ['lease', 'timetolive', lease, '-w', 'json']),
+
+    // --- revoke: the attached keys go, in one revision -------------------------------------
+    withLease('lease revoke', 'b', (lease) => ['lease', 'revoke', lease]),
+    command('get key of revoked lease', ['get', 'lease/b1']),
+    withLease('lease timetolive revoked', 'b', (lease) => ['lease', 'timetolive', lease]),
+    withLease('lease timetolive revoked -w json', 'b', (lease) => ['lease', 'timetolive', lease, '-w', 'json']),
+
+    // --- list and keep-alive (only lease "a" exists now) -----------------------------------
+    command('lease list', ['lease', 'list']),
+    command('lease list -w json', ['lease', 'list', '-w', 'json']),
+    withLease('lease keep-alive --once', 'a', (lease) => ['lease', 'keep-alive', '--once', lease]),
+    withLease('lease keep-alive --once -w json', 'a', (lease) => ['lease', 'keep-alive', '--once', lease, '-w', 'json']),
+    withLease('lease timetolive after keep-alive --keys', 'a', (lease) => ['lease', 'timetolive', lease, '--keys']),
+    withLease('lease revoke -w json', 'a', (lease) => ['lease', 'revoke', lease, '-w', 'json']),
+    command('get keys of revoked lease -w json', ['get', 'lease/', '--prefix', '-w', 'json']),
+    command('lease list empty', ['lease', 'list']),
+
+    // --- errors ----------------------------------------------------------------------------
+    withLease('lease revoke revoked', 'a', (lease) => ['lease', 'revoke', lease]),
+    command('lease revoke unknown', ['lease', 'revoke', UNKNOWN_LEASE]),
+    withLease('put --lease revoked', 'a', (lease) => ['put', 'lease/late', 'x', `--lease=${lease}`]),
+    command('put --lease unknown', ['put', 'lease/late', 'x', `--lease=${UNKNOWN_LEASE}`]),
+    command('lease timetolive unknown --keys', ['lease', 'timetolive', UNKNOWN_LEASE, '--keys']),
+    command('lease timetolive unknown -w json', ['lease', 'timetolive', UNKNOWN_LEASE, '-w', 'json']),
+    command('lease keep-alive --once unknown', ['lease', 'keep-alive', '--once', UNKNOWN_LEASE]),
+    command('lease keep-alive --once unknown -w json', ['lease', 'keep-alive', '--once', UNKNOWN_LEASE, '-w', 'json']),
+    command('lease grant too large', ['lease', 'grant', '9000000001']),
+    command('get after lease errors -w json', ['get', 'lease/', '--prefix', '-w', 'json']),
+
+    // --- below the minimum TTL: raised to the server's minimum (last, see above) -----------
+    { kind: 'command', name: 'lease grant 1 (below the minimum TTL)', args: ['lease', 'grant', '1'], minimumLeaseTtl: true },
+    { kind: 'command', name: 'lease grant 1 (below the minimum TTL) -w json', args: ['lease', 'grant', '1', '-w', 'json'], minimumLeaseTtl: true },
+  ];
+}
+
+/** The whole differential script: part 1 (KV, watch), then part 2 (leases). */
+export function differentialScript(): ScriptStep[] {
+  return [...partOneScript(), ...leaseScript()];
+}
 
 /** The part-1 script: put, get, del, txn, watch, compaction and error cases. */
 export function partOneScript(): ScriptStep[] {
@@ -211,14 +322,21 @@ export interface ScriptRun {
   readonly watchesStoppedAtDeadline: string[];
 }
 
+/** What {@link runScript} needs to know about the target besides its endpoints. */
+export interface ScriptTargetFacts {
+  /** The lease TTL the target raises shorter grants to (steps with `minimumLeaseTtl`). */
+  readonly minimumLeaseTtlSeconds: number;
+}
+
 /**
  * Runs `script` against the target reachable at `endpoints`, one step at a time, and records
  * every step's normalised output (writes performed during a watch are recorded as their own
  * steps, named `<watch> / <write>`, before the watch itself).
  */
-export async function runScript(endpoints: readonly string[], script: readonly ScriptStep[]): Promise<ScriptRun> {
+export async function runScript(endpoints: readonly string[], script: readonly ScriptStep[], facts: ScriptTargetFacts): Promise<ScriptRun> {
   const normaliser = new OutputNormaliser();
   const remembered = new Map<string, number>();
+  const leases = new Map<string, string>();
   const context: ScriptContext = {
     async currentRevision() {
       const probe = await runEtcdctl(endpoints, ['get', 'revision-probe', '-w', 'json']);
@@ -233,6 +351,11 @@ export async function runScript(endpoints: readonly string[], script: readonly S
       if (value === undefined) throw new Error(`script bug: nothing remembered as "${name}"`);
       return value;
     },
+    recallLease(name) {
+      const lease = leases.get(name);
+      if (lease === undefined) throw new Error(`script bug: no lease captured as "${name}"`);
+      return lease;
+    },
   };
   const steps: RecordedStep[] = [];
   const watchesStoppedAtDeadline: string[] = [];
@@ -242,7 +365,10 @@ export async function runScript(endpoints: readonly string[], script: readonly S
   for (const step of script) {
     const args = typeof step.args === 'function' ? await step.args(context) : step.args;
     if (step.kind === 'command') {
-      record(step.name, normaliser.normalise(await runEtcdctl(endpoints, args, step.stdin === undefined ? {} : { stdin: step.stdin })));
+      const result = await runEtcdctl(endpoints, args, step.stdin === undefined ? {} : { stdin: step.stdin });
+      if (step.captureLease !== undefined) leases.set(step.captureLease, grantedLeaseId(result));
+      const output = normaliser.normalise(result);
+      record(step.name, step.minimumLeaseTtl === true ? normaliser.replaceMinimumLeaseTtl(output, facts.minimumLeaseTtlSeconds) : output);
       continue;
     }
     const watch = startEtcdctlWatch(endpoints, args);

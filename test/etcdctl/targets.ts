@@ -6,8 +6,22 @@
  * - {@link startRaftkvTarget}: a three-node raftkv cluster serving the etcd v3 API on
  *   `--etcd-port`.
  */
+import { minLeaseTtlSeconds } from '../../src/lease/lessor';
 import { DEADLINE_MS, startCluster, waitForLeader } from '../support/cluster-helpers';
 import { EtcdReferenceCluster } from '../support/etcd-reference';
+
+/**
+ * etcd's minimum lease TTL with its default timings (--heartbeat-interval 100 ms,
+ * --election-timeout 1000 ms, which the reference cluster keeps): ⌈1.5 · 1000 ms⌉ = 2 s
+ * (etcd v3.4.23 etcdserver/server.go `minTTL`; ETCD_WIRE_NOTES §3.5).
+ */
+const ETCD_MINIMUM_LEASE_TTL_SECONDS = 2;
+
+/**
+ * The timings of the raftkv target: test-friendly, so shorter than etcd's defaults. raftkv's
+ * minimum lease TTL follows them with etcd's formula (docs/LEASES.md): 1 s here.
+ */
+const RAFTKV_TIMING = { tickMs: 50, electionTicks: 10, heartbeatTicks: 1 } as const;
 
 /** A running cluster that etcdctl can talk to. Always {@link EtcdctlTarget.stop} it. */
 export interface EtcdctlTarget {
@@ -15,6 +29,8 @@ export interface EtcdctlTarget {
   readonly label: string;
   /** Client endpoints as `127.0.0.1:PORT`, passed to etcdctl's `--endpoints`. */
   readonly endpoints: readonly string[];
+  /** The TTL a grant below the minimum is raised to; it follows the election timeout. */
+  readonly minimumLeaseTtlSeconds: number;
   /** Log tails of the servers, for failure reports; call before {@link stop}. */
   diagnostics(): string;
   /** Stops every server process and removes its files. */
@@ -27,6 +43,7 @@ export async function startEtcdTarget(memberCount: number): Promise<EtcdctlTarge
   return {
     label: `etcd 3.4 (${memberCount} member${memberCount === 1 ? '' : 's'})`,
     endpoints: cluster.endpoints(),
+    minimumLeaseTtlSeconds: ETCD_MINIMUM_LEASE_TTL_SECONDS,
     diagnostics: () => cluster.logTails(40),
     stop: () => cluster.stop(),
   };
@@ -39,7 +56,7 @@ export async function startEtcdTarget(memberCount: number): Promise<EtcdctlTarge
  * scheme-less (ETCD_WIRE_NOTES §5).
  */
 export async function startRaftkvTarget(): Promise<EtcdctlTarget> {
-  const cluster = await startCluster(3);
+  const cluster = await startCluster(3, RAFTKV_TIMING);
   try {
     await cluster.waitUntilHealthy(DEADLINE_MS);
     await waitForLeader(cluster);
@@ -50,6 +67,7 @@ export async function startRaftkvTarget(): Promise<EtcdctlTarget> {
   return {
     label: 'raftkv (3 nodes)',
     endpoints: cluster.memberIds().map((id) => cluster.etcdEndpoint(id)),
+    minimumLeaseTtlSeconds: minLeaseTtlSeconds(RAFTKV_TIMING),
     diagnostics: () => cluster.logTails(40),
     stop: () => cluster.stop({ removeRunDirectory: true }),
   };
