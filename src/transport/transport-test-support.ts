@@ -6,20 +6,11 @@
 import { createHash } from 'node:crypto';
 import { MessageType, type Logger, type Message, type NodeId } from '../raft/types';
 import type { SnapshotBody, SnapshotSink, SnapshotSource, TransportHandler } from './transport';
+import { makeMessage as makeCoreMessage } from '../raft/message';
 
-/** A message with every field at its zero value except those given. */
+/** A message with every field at its zero value except those given (the core's makeMessage). */
 export function makeMessage(fields: Partial<Message> & Pick<Message, 'type' | 'to' | 'from'>): Message {
-  return {
-    term: 0,
-    logTerm: 0,
-    index: 0,
-    entries: [],
-    commit: 0,
-    reject: false,
-    rejectHint: 0,
-    context: new Uint8Array(0),
-    ...fields,
-  };
+  return makeCoreMessage(fields.type, fields.to, fields);
 }
 
 /** A MsgSnap whose snapshot metadata names `index`. */

@@ -7,7 +7,7 @@
  *   `--etcd-port`.
  */
 import { minLeaseTtlSeconds } from '../../src/lease/lessor';
-import { DEADLINE_MS, startCluster, waitForLeader } from '../support/cluster-helpers';
+import { startReadyCluster } from '../support/cluster-helpers';
 import { EtcdReferenceCluster } from '../support/etcd-reference';
 
 /**
@@ -56,14 +56,7 @@ export async function startEtcdTarget(memberCount: number): Promise<EtcdctlTarge
  * scheme-less (ETCD_WIRE_NOTES §5).
  */
 export async function startRaftkvTarget(): Promise<EtcdctlTarget> {
-  const cluster = await startCluster(3, RAFTKV_TIMING);
-  try {
-    await cluster.waitUntilHealthy(DEADLINE_MS);
-    await waitForLeader(cluster);
-  } catch (error) {
-    await cluster.stop({ removeRunDirectory: true });
-    throw error;
-  }
+  const cluster = await startReadyCluster(3, RAFTKV_TIMING);
   return {
     label: 'raftkv (3 nodes)',
     endpoints: cluster.memberIds().map((id) => cluster.etcdEndpoint(id)),

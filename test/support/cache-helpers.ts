@@ -15,7 +15,7 @@ import { pickFreePort } from '../../src/testing/jepsen/cluster';
 import { httpRequest, type HttpOutcome } from '../../src/testing/jepsen/http-client';
 import { waitUntil } from '../../src/testing/jepsen/wait-until';
 import { EtcdReferenceCluster } from './etcd-reference';
-import { CLI_PATH, DEADLINE_MS, startCluster, waitForLeader } from './cluster-helpers';
+import { CLI_PATH, startReadyCluster } from './cluster-helpers';
 
 /** A store the cache nodes can use: etcd v3 endpoints and a way to stop it. */
 export interface StoreTarget {
@@ -30,14 +30,7 @@ export async function startStoreTarget(): Promise<StoreTarget> {
     const etcd = await EtcdReferenceCluster.start({ memberCount: 1 });
     return { endpoints: etcd.endpoints(), description: 'etcd 3.4 (reference)', stop: () => etcd.stop() };
   }
-  const cluster = await startCluster(3);
-  try {
-    await cluster.waitUntilHealthy(DEADLINE_MS);
-    await waitForLeader(cluster);
-  } catch (error) {
-    await cluster.stop({ removeRunDirectory: true });
-    throw error;
-  }
+  const cluster = await startReadyCluster(3);
   return {
     endpoints: cluster.memberIds().map((id) => cluster.etcdEndpoint(id)),
     description: 'raftkv (3 nodes)',

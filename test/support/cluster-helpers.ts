@@ -26,6 +26,22 @@ export function startCluster(size: number, extra: Partial<ClusterOptions> = {}):
   });
 }
 
+/**
+ * Starts a cluster and waits until it is usable (every node healthy, one agreed leader); stops it
+ * again if it never gets there. For tests that use it as a store behind other code.
+ */
+export async function startReadyCluster(size: number, extra: Partial<ClusterOptions> = {}): Promise<Cluster> {
+  const cluster = await startCluster(size, extra);
+  try {
+    await cluster.waitUntilHealthy(DEADLINE_MS);
+    await waitForLeader(cluster);
+  } catch (error) {
+    await cluster.stop({ removeRunDirectory: true });
+    throw error;
+  }
+  return cluster;
+}
+
 /** A response, or a failed assertion describing how the request ended instead. */
 export async function request(cluster: Cluster, id: number, method: string, urlPath: string, body?: string, timeoutMs = 10_000): Promise<Extract<HttpOutcome, { kind: 'response' }>> {
   const outcome = await httpRequest(cluster.httpEndpoint(id), method, urlPath, body, timeoutMs);
