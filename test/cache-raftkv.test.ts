@@ -34,4 +34,46 @@ describe('cache tier in front of raftkv', () => {
       }
     });
   });
+
+  it("killing the store's leader does not break the cache: reads, write-through and registrations survive", async () => {
+    await withCluster(3, {}, async (cluster) => {
+      const leader = await waitForLeader(cluster);
+      const store = { endpoints: cluster.runningIds().map((id) => cluster.etcdEndpoint(id)), description: 'raftkv', stop: async () => undefined };
+      const tier = await CacheTier.start(store, 3, ['--lease-ttl-seconds', '3', '--hot-fraction', '1']);
+      try {
+        await putOk(cluster, leader, '/survivor', 'before');
+        for (const node of tier.nodes) {
+          assert.equal((await expectResponse(node.request('GET', '/_cache/default/survivor'))).body, 'before');
+        }
+        await cluster.kill(leader);
+        await waitForLeader(cluster, cluster.runningIds());
+        // Cached values are still served, and a write through the cache reaches the new leader.
+        for (const node of tier.nodes) {
+          assert.equal((await expectResponse(node.request('GET', '/_cache/default/survivor'))).body, 'before');
+        }
+        await waitUntil(async () => (await expectResponse(tier.nodes[0]!.request('PUT', '/_cache/default/survivor', 'after'))).status < 300, {
+          timeoutMs: 30_000,
+          intervalMs: 100,
+          description: 'a write through the cache to be accepted by the new leader',
+        });
+        for (const node of tier.nodes) {
+          await waitUntil(async () => (await expectResponse(node.request('GET', '/_cache/default/survivor'))).body === 'after', {
+            timeoutMs: 10_000,
+            intervalMs: 10,
+            description: `${node.name} to serve the value written after the leader change`,
+          });
+        }
+        // Leases of the registrations outlive the leader change: every ring still has every node
+        // well past the 3 s registration TTL.
+        const registered = tier.nodes.map((node) => node.address);
+        const until = performance.now() + 6000;
+        while (performance.now() < until) {
+          await tier.waitForRings(tier.nodes, registered, 30_000);
+          await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+      } finally {
+        await tier.stop();
+      }
+    });
+  });
 });
