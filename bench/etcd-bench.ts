@@ -83,6 +83,38 @@ export async function etcdWorkloads(label: string, endpoints: readonly string[],
   return results;
 }
 
+/** Client counts of the concurrency sweep. */
+export const SWEEP_CLIENTS: readonly number[] = [1, 8, 64, 256];
+
+/**
+ * The concurrency sweep: Put and linearizable Range at each of {@link SWEEP_CLIENTS} clients
+ * (over min(clients, 8) connections), so the scaling curve is visible. Results are named
+ * `<label> <workload> @<clients>`.
+ */
+export async function etcdSweep(label: string, endpoints: readonly string[], seconds: number, progress: (line: string) => void): Promise<LoadResult[]> {
+  const results: LoadResult[] = [];
+  for (const clientCount of SWEEP_CLIENTS) {
+    const clients = connect(endpoints, Math.min(clientCount, 8));
+    try {
+      const pick = (client: number) => clients[client % clients.length]!;
+      progress(`${label}: sweep, ${clientCount} clients, ${seconds}s each`);
+      results.push(
+        await runLoad(`${label} Put @${clientCount}`, clientCount, seconds, async (client, sequence) => {
+          await call(pick(client), 'Put', { key: Buffer.from(`sweep/${(client * 7919 + sequence) % KEY_SPACE}`), value: VALUE });
+        }),
+      );
+      results.push(
+        await runLoad(`${label} Range linearizable @${clientCount}`, clientCount, seconds, async (client, sequence) => {
+          await call(pick(client), 'Range', { key: Buffer.from(`sweep/${(client * 7919 + sequence) % KEY_SPACE}`) });
+        }),
+      );
+    } finally {
+      for (const client of clients) client.close();
+    }
+  }
+  return results;
+}
+
 /** A three-member etcd 3.4 on loopback, in a temp directory; `stop()` removes everything. */
 export async function startReferenceEtcd(): Promise<{ endpoints: string[]; stop: () => Promise<void> } | undefined> {
   if (!fs.existsSync('/usr/bin/etcd')) return undefined;

@@ -23,7 +23,7 @@ import path from 'node:path';
 import { Cluster } from '../src/testing/jepsen/cluster';
 import { waitUntil } from '../src/testing/jepsen/wait-until';
 import { HttpClient, formatRow, runLoad, type LoadResult } from './load';
-import { etcdWorkloads, startRaftkvForEtcdBench, startReferenceEtcd } from './etcd-bench';
+import { etcdSweep, etcdWorkloads, startRaftkvForEtcdBench, startReferenceEtcd } from './etcd-bench';
 import { cacheBench } from './cache-bench';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -128,8 +128,11 @@ async function main(): Promise<void> {
   const ours = await startRaftkvForEtcdBench(CLI_PATH);
   let oursResults: LoadResult[];
   let cacheResults: LoadResult[];
+  let oursSweep: LoadResult[];
+  const sweepSeconds = Math.max(2, Math.round(seconds / 2));
   try {
     oursResults = await etcdWorkloads('raftkv', ours.endpoints, seconds, progress);
+    oursSweep = await etcdSweep('raftkv', ours.endpoints, sweepSeconds, progress);
     progress('cache tier in front of the raftkv cluster');
     cacheResults = await cacheBench({ seconds, endpoints: ours.endpoints, progress });
   } finally {
@@ -138,9 +141,11 @@ async function main(): Promise<void> {
   progress('etcd API: starting a three-member etcd 3.4 (if installed)');
   const reference = await startReferenceEtcd();
   let etcdResults: LoadResult[] | undefined;
+  let etcdSweepResults: LoadResult[] | undefined;
   if (reference !== undefined) {
     try {
       etcdResults = await etcdWorkloads('etcd 3.4', reference.endpoints, seconds, progress);
+      etcdSweepResults = await etcdSweep('etcd 3.4', reference.endpoints, sweepSeconds, progress);
     } finally {
       await reference.stop();
     }
@@ -152,7 +157,14 @@ async function main(): Promise<void> {
     const ratio = result.operationsPerSecond / theirs.operationsPerSecond;
     return `| ${name} | ${Math.round(result.operationsPerSecond)} | ${result.p50Ms.toFixed(2)} / ${result.p99Ms.toFixed(2)} | ${Math.round(theirs.operationsPerSecond)} | ${theirs.p50Ms.toFixed(2)} / ${theirs.p99Ms.toFixed(2)} | ${ratio.toFixed(2)}× |`;
   });
-  const errors = [...oursResults, ...(etcdResults ?? [])].filter((result) => result.errors > 0).map((result) => `${result.name}: ${result.errors} errors (${result.errorSamples.join('; ')})`);
+  const sweepRows = oursSweep.map((result, index) => {
+    const theirs = etcdSweepResults?.[index];
+    const name = result.name.replace(/^raftkv /, '');
+    const ratio = theirs === undefined ? '–' : `${(result.operationsPerSecond / theirs.operationsPerSecond).toFixed(2)}×`;
+    const theirsCells = theirs === undefined ? '– | –' : `${Math.round(theirs.operationsPerSecond)} | ${theirs.p99Ms.toFixed(2)}`;
+    return `| ${name} | ${Math.round(result.operationsPerSecond)} | ${result.p99Ms.toFixed(2)} | ${theirsCells} | ${ratio} |`;
+  });
+  const errors = [...oursResults, ...oursSweep, ...(etcdResults ?? []), ...(etcdSweepResults ?? [])].filter((result) => result.errors > 0).map((result) => `${result.name}: ${result.errors} errors (${result.errorSamples.join('; ')})`);
   const table = [
     `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${machineDescription()}; ${seconds} s per workload, 256-byte values.`,
     '',
@@ -169,6 +181,12 @@ async function main(): Promise<void> {
     '| workload | raftkv ops/s | raftkv p50 / p99 | etcd 3.4 ops/s | etcd p50 / p99 | ratio |',
     '|---|---|---|---|---|---|',
     ...comparison,
+    '',
+    `Concurrency sweep (etcd API, ${sweepSeconds} s per point; connections = min(clients, 8)):`,
+    '',
+    '| workload @clients | raftkv ops/s | raftkv p99 ms | etcd 3.4 ops/s | etcd p99 ms | ratio |',
+    '|---|---|---|---|---|---|',
+    ...sweepRows,
     '',
     'Cache tier (three cache nodes in front of the three-node raftkv cluster):',
     '',
