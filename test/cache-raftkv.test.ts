@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { waitUntil } from '../src/testing/jepsen/wait-until';
 import { putOk, waitForLeader, withCluster } from './support/cluster-helpers';
 import { CacheTier, expectResponse } from './support/cache-helpers';
+import { Etcd3 } from 'etcd3';
+import { runEtcdctl } from './etcdctl/etcdctl-runner';
 
 describe('cache tier in front of raftkv', () => {
   it('GET /_cache/default/my-key serves the raftkv key /my-key written by HTTP PUT, and follows updates', async () => {
@@ -30,6 +32,34 @@ describe('cache tier in front of raftkv', () => {
           });
         }
       } finally {
+        await tier.stop();
+      }
+    });
+  });
+
+  it('a cache node whose registration lease is lost (revoked by someone else) registers again', async () => {
+    await withCluster(3, {}, async (cluster) => {
+      await waitForLeader(cluster);
+      const endpoints = cluster.runningIds().map((id) => cluster.etcdEndpoint(id));
+      const store = { endpoints, description: 'raftkv', stop: async () => undefined };
+      const tier = await CacheTier.start(store, 3, ['--lease-ttl-seconds', '3']);
+      const client = new Etcd3({ hosts: endpoints });
+      try {
+        const victim = tier.nodes[0]!;
+        const registration = async () =>
+          (await client.getAll().prefix('/services/cache/').exec()).kvs.find((kv) => kv.key.toString().endsWith(`/${victim.address}`));
+        const before = await registration();
+        assert.ok(before !== undefined && before.lease !== '0', 'the node is registered with a lease');
+        const revoked = await runEtcdctl([...endpoints], ['lease', 'revoke', BigInt(before.lease).toString(16)]);
+        assert.equal(revoked.exitCode, 0, revoked.stderr);
+        // The key went with its lease; the node notices its keep-alive failing and registers anew.
+        await waitUntil(async () => {
+          const after = await registration();
+          return after !== undefined && after.lease !== before.lease;
+        }, { timeoutMs: 30_000, intervalMs: 50, description: 'the node to register again with a new lease' });
+        await tier.waitForRings(tier.nodes, tier.nodes.map((node) => node.address), 30_000);
+      } finally {
+        client.close();
         await tier.stop();
       }
     });
