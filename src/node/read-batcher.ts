@@ -10,7 +10,14 @@
  *
  * A round that is never answered (the request or its answer was lost, the leader changed) is
  * retried with a fresh context after `retryMs`; callers give up at their own deadline.
+ *
+ * Contexts are unique across process incarnations (a random nonce per batcher), not only within
+ * one: a leader may still answer a round that a previous incarnation of this node asked for,
+ * with the read index of THAT time; if a restarted node reused the context, it would accept the
+ * old index for a read that started later and serve a stale value. (Found by the fault-injection
+ * soak, seed 205: a node killed and restarted served its pre-kill state.)
  */
+import { randomBytes } from 'node:crypto';
 import type { LogIndex, ReadState } from '../raft/types';
 
 /** One caller waiting for a read index. */
@@ -31,12 +38,16 @@ export class ReadBatcher {
   private waiting: ReadWaiter[] = [];
   private inflight: { context: string; waiters: ReadWaiter[]; timer: NodeJS.Timeout } | undefined;
   private sequence = 0;
+  private readonly contextPrefix: string;
 
+  /** `name` identifies the node in contexts (for logs); a random nonce makes them unique. */
   constructor(
     private readonly issuer: ReadIndexIssuer,
     private readonly retryMs: number,
-    private readonly contextPrefix: string,
-  ) {}
+    name: string,
+  ) {
+    this.contextPrefix = `${name}:${randomBytes(8).toString('hex')}`;
+  }
 
   /** Resolves with a read index that makes a read started now linearizable. */
   readIndex(): Promise<LogIndex> {
