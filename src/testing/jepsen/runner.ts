@@ -131,6 +131,8 @@ export async function runJepsen(options: RunOptions): Promise<RunSummary> {
   let error: string | undefined;
   try {
     note(`cluster of ${options.nodeCount} in ${cluster.runDirectory}`);
+    // History times are performance.now() milliseconds; this maps them onto the nodes' log times.
+    note(`history time 0 = ${new Date(Date.now() - performance.now()).toISOString()} (wall clock)`);
     await cluster.waitUntilHealthy(options.settleTimeoutMs);
     note('cluster healthy; starting workload and nemesis');
     const deadlineMs = performance.now() + options.seconds * 1000;
@@ -163,6 +165,7 @@ export async function runJepsen(options: RunOptions): Promise<RunSummary> {
   try {
     historyFile = path.join(cluster.runDirectory, 'history.jsonl');
     saveHistory(historyFile, history);
+    fs.writeFileSync(path.join(cluster.runDirectory, 'faults.log'), `${faultLog.join('\n')}\n`);
     linearizability = checkLinearizability(history);
     lostWrites = checkLostWrites(history, finalReads);
   } catch (caught) {

@@ -96,14 +96,14 @@ export async function runWorkload(options: WorkloadOptions): Promise<WorkloadSta
       const key = random.pick(options.keys);
       let outcome: OperationOutcome;
       if (random.chance(options.readFraction)) {
-        const pending = options.recorder.invoke(client, key, 'get', null);
+        const pending = options.recorder.invoke(client, key, 'get', null, `${endpoint.host}:${endpoint.port}`);
         const result = classifyGet(await httpRequest(endpoint, 'GET', keyPath(key), undefined, options.requestTimeoutMs));
         options.recorder.complete(pending, result.outcome, result.value);
         outcome = result.outcome;
         count(`get:${outcome}`);
       } else {
         const value = `w${workerIndex}-${sequence++}`;
-        const pending = options.recorder.invoke(client, key, 'put', value);
+        const pending = options.recorder.invoke(client, key, 'put', value, `${endpoint.host}:${endpoint.port}`);
         outcome = classifyPut(await httpRequest(endpoint, 'PUT', keyPath(key), value, options.requestTimeoutMs));
         options.recorder.complete(pending, outcome);
         count(`put:${outcome}`);

@@ -51,6 +51,8 @@ export interface Operation {
   readonly returnTimeMs: number;
   /** What the client learnt about its effect. */
   readonly outcome: OperationOutcome;
+  /** Which server the request went to (`host:port`), for post-mortems; not used by the checkers. */
+  readonly server?: string;
 }
 
 /**
@@ -115,6 +117,8 @@ export interface PendingOperation {
   readonly value: string | null;
   /** When it was invoked. */
   readonly callTimeMs: number;
+  /** Which server the request went to, if the caller said. */
+  readonly server?: string;
 }
 
 /**
@@ -131,7 +135,7 @@ export class HistoryRecorder {
   constructor(private readonly clockMs: () => number = () => performance.now()) {}
 
   /** Marks the call of an operation; call BEFORE sending the request. */
-  invoke(client: number, key: string, kind: OperationKind, value: string | null): PendingOperation {
+  invoke(client: number, key: string, kind: OperationKind, value: string | null, server?: string): PendingOperation {
     if (kind === 'put' && value === null) throw new TypeError('a put must carry a value');
     const pending: PendingOperation = {
       id: this.nextId++,
@@ -140,6 +144,7 @@ export class HistoryRecorder {
       kind,
       value: kind === 'put' ? value : null,
       callTimeMs: this.clockMs(),
+      ...(server === undefined ? {} : { server }),
     };
     this.pending.set(pending.id, pending);
     return pending;
@@ -160,6 +165,7 @@ export class HistoryRecorder {
       callTimeMs: pending.callTimeMs,
       returnTimeMs: this.clockMs(),
       outcome,
+      ...(pending.server === undefined ? {} : { server: pending.server }),
     };
     this.operations.push(operation);
     return operation;
@@ -237,7 +243,9 @@ function validateOperation(value: unknown): Operation | string {
   if (outcome !== 'ok' && outcome !== 'fail' && outcome !== 'indeterminate') {
     return "outcome must be 'ok', 'fail' or 'indeterminate'";
   }
-  return { id, client, key, kind, value: operationValue, callTimeMs, returnTimeMs, outcome };
+  const server = record['server'];
+  if (server !== undefined && typeof server !== 'string') return 'server must be a string';
+  return { id, client, key, kind, value: operationValue, callTimeMs, returnTimeMs, outcome, ...(server === undefined ? {} : { server }) };
 }
 
 /** Writes a history to a file as JSON lines (synchronously, so a crashing run still leaves it). */
