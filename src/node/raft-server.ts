@@ -339,7 +339,7 @@ export class RaftServer extends EventEmitter {
     for (;;) {
       this.assertRunning();
       try {
-        const index = await withDeadline(this.reads.readIndex(), deadline, () => readTimeoutError(this.options.requestTimeoutMs));
+        const index = await withDeadline(this.reads.readIndex(deadline), deadline, () => readTimeoutError(this.options.requestTimeoutMs));
         const started = Date.now();
         await withDeadline(this.applied.waitFor(index, this.appliedIndex), deadline, () => readTimeoutError(this.options.requestTimeoutMs));
         this.metrics?.readIndexSeconds.observe((Date.now() - started) / 1000);

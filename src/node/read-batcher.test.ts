@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ReadBatcher } from './read-batcher';
 
-function recordingBatcher(name: string): { batcher: ReadBatcher; contexts: string[] } {
+function recordingBatcher(name: string, retryMs = 60_000): { batcher: ReadBatcher; contexts: string[] } {
   const contexts: string[] = [];
   const batcher = new ReadBatcher(
     {
@@ -14,7 +14,7 @@ function recordingBatcher(name: string): { batcher: ReadBatcher; contexts: strin
         return undefined;
       },
     },
-    60_000,
+    retryMs,
     name,
   );
   return { batcher, contexts };
@@ -57,4 +57,19 @@ test('reads arriving during a round wait for the next round, which starts when t
   assert.equal(contexts.length, 2, 'the waiting read started a new round');
   batcher.onReadState({ index: 12, context: Buffer.from(contexts[1]!, 'latin1') });
   assert.equal(await second, 12);
+});
+
+test('callers that gave up are dropped at the next retry, so a long outage does not accumulate them', async () => {
+  const { batcher, contexts } = recordingBatcher('r1', 5);
+  const abandoned = batcher.readIndex(Date.now() - 1);
+  const patient = batcher.readIndex(Date.now() + 60_000);
+  try {
+    await assert.rejects(abandoned, /deadline passed/);
+    assert.equal(batcher.waitingCount, 1, 'only the caller still waiting is kept');
+    assert.ok(contexts.length >= 2, 'the unanswered round was retried');
+    batcher.onReadState({ index: 7, context: Buffer.from(contexts[contexts.length - 1]!, 'latin1') });
+    assert.equal(await patient, 7);
+  } finally {
+    batcher.failAll(new Error('stopped'));
+  }
 });

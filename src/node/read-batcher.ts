@@ -25,6 +25,8 @@ interface ReadWaiter {
   resolve: (index: LogIndex) => void;
   reject: (error: Error) => void;
   settled: boolean;
+  /** Date.now() after which the caller no longer waits; the waiter is then dropped. */
+  deadlineMs: number;
 }
 
 /** What the batcher needs from the node: a way to start a round with a context. */
@@ -49,12 +51,21 @@ export class ReadBatcher {
     this.contextPrefix = `${name}:${randomBytes(8).toString('hex')}`;
   }
 
-  /** Resolves with a read index that makes a read started now linearizable. */
-  readIndex(): Promise<LogIndex> {
+  /**
+   * Resolves with a read index that makes a read started now linearizable. A caller that will
+   * stop waiting at `deadlineMs` (Date.now() time) passes it, so that the batcher drops its
+   * waiter at the next retry instead of holding it through a long leaderless period.
+   */
+  readIndex(deadlineMs = Number.POSITIVE_INFINITY): Promise<LogIndex> {
     return new Promise<LogIndex>((resolve, reject) => {
-      this.waiting.push({ resolve, reject, settled: false });
+      this.waiting.push({ resolve, reject, settled: false, deadlineMs });
       if (this.inflight === undefined) this.startRound();
     });
+  }
+
+  /** How many callers wait (for tests and metrics). */
+  get waitingCount(): number {
+    return this.waiting.length + (this.inflight?.waiters.length ?? 0);
   }
 
   /** Feeds a ReadState from a Ready. */
@@ -96,8 +107,16 @@ export class ReadBatcher {
     const round = this.inflight;
     if (round === undefined || round.context !== context) return;
     this.inflight = undefined;
-    // Unanswered: re-issue for the same callers plus whoever queued meanwhile.
-    this.waiting = [...round.waiters.filter((w) => !w.settled), ...this.waiting];
+    // Unanswered: re-issue for the same callers plus whoever queued meanwhile, dropping callers
+    // that gave up (their deadline passed) so a long outage does not accumulate them.
+    const now = Date.now();
+    const expired = new Error('read-index wait abandoned: the caller\'s deadline passed');
+    this.waiting = [...round.waiters, ...this.waiting].filter((waiter) => {
+      if (waiter.settled) return false;
+      if (waiter.deadlineMs > now) return true;
+      settle(waiter, (w) => w.reject(expired));
+      return false;
+    });
     if (this.waiting.length > 0) this.startRound();
   }
 }
