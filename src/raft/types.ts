@@ -336,7 +336,7 @@ export interface Config {
   leaseDriftMarginTicks?: number;
   /** If true, followers refuse proposals instead of forwarding them to the leader. */
   disableProposalForwarding?: boolean;
-  /** Injected randomness: returns an integer in [0, n). The core never calls Math.random. */
+  /** Injected randomness: returns an integer in [0, n). The core has no random source of its own. */
   random: (n: number) => number;
   logger?: Logger;
   /**
