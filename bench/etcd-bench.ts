@@ -46,9 +46,18 @@ function call(client: KvClient, method: 'Put' | 'Range', request: ProtoObject): 
   });
 }
 
-/** Runs the etcd-API workloads against `endpoints` and names each result `label: …`. */
-export async function etcdWorkloads(label: string, endpoints: readonly string[], seconds: number, progress: (line: string) => void): Promise<LoadResult[]> {
-  const clients = connect(endpoints, 8);
+/** A running three-member cluster under test: where its clients connect and its processes. */
+export interface BenchTarget {
+  readonly endpoints: readonly string[];
+  /** OS process IDs of the members (their CPU time is accounted per operation). */
+  readonly pids: readonly number[];
+  stop(): Promise<void>;
+}
+
+/** Runs the etcd-API workloads against `target` and names each result `label: …`. */
+export async function etcdWorkloads(label: string, target: BenchTarget, seconds: number, progress: (line: string) => void): Promise<LoadResult[]> {
+  const clients = connect(target.endpoints, 8);
+  const options = { serverPids: target.pids };
   const results: LoadResult[] = [];
   try {
     await waitUntil(async () => {
@@ -60,13 +69,13 @@ export async function etcdWorkloads(label: string, endpoints: readonly string[],
     results.push(
       await runLoad(`${label} Put, 64 clients / 8 conns`, 64, seconds, async (client, sequence) => {
         await call(pick(client), 'Put', { key: Buffer.from(`bench/${(client * 7919 + sequence) % KEY_SPACE}`), value: VALUE });
-      }),
+      }, options),
     );
     progress(`${label}: Put, 1 client, ${seconds}s`);
     results.push(
       await runLoad(`${label} Put, 1 client`, 1, seconds, async (_client, sequence) => {
         await call(clients[0]!, 'Put', { key: Buffer.from(`bench/${sequence % KEY_SPACE}`), value: VALUE });
-      }),
+      }, options),
     );
     for (const serializable of [false, true]) {
       const mode = serializable ? 'serializable' : 'linearizable';
@@ -74,7 +83,7 @@ export async function etcdWorkloads(label: string, endpoints: readonly string[],
       results.push(
         await runLoad(`${label} Range ${mode}, 64 clients / 8 conns`, 64, seconds, async (client, sequence) => {
           await call(pick(client), 'Range', { key: Buffer.from(`bench/${(client * 7919 + sequence) % KEY_SPACE}`), serializable });
-        }),
+        }, options),
       );
     }
   } finally {
@@ -91,22 +100,23 @@ export const SWEEP_CLIENTS: readonly number[] = [1, 8, 64, 256];
  * (over min(clients, 8) connections), so the scaling curve is visible. Results are named
  * `<label> <workload> @<clients>`.
  */
-export async function etcdSweep(label: string, endpoints: readonly string[], seconds: number, progress: (line: string) => void): Promise<LoadResult[]> {
+export async function etcdSweep(label: string, target: BenchTarget, seconds: number, progress: (line: string) => void): Promise<LoadResult[]> {
   const results: LoadResult[] = [];
+  const options = { serverPids: target.pids };
   for (const clientCount of SWEEP_CLIENTS) {
-    const clients = connect(endpoints, Math.min(clientCount, 8));
+    const clients = connect(target.endpoints, Math.min(clientCount, 8));
     try {
       const pick = (client: number) => clients[client % clients.length]!;
       progress(`${label}: sweep, ${clientCount} clients, ${seconds}s each`);
       results.push(
         await runLoad(`${label} Put @${clientCount}`, clientCount, seconds, async (client, sequence) => {
           await call(pick(client), 'Put', { key: Buffer.from(`sweep/${(client * 7919 + sequence) % KEY_SPACE}`), value: VALUE });
-        }),
+        }, options),
       );
       results.push(
         await runLoad(`${label} Range linearizable @${clientCount}`, clientCount, seconds, async (client, sequence) => {
           await call(pick(client), 'Range', { key: Buffer.from(`sweep/${(client * 7919 + sequence) % KEY_SPACE}`) });
-        }),
+        }, options),
       );
     } finally {
       for (const client of clients) client.close();
@@ -116,7 +126,7 @@ export async function etcdSweep(label: string, endpoints: readonly string[], sec
 }
 
 /** A three-member etcd 3.4 on loopback, in a temp directory; `stop()` removes everything. */
-export async function startReferenceEtcd(): Promise<{ endpoints: string[]; stop: () => Promise<void> } | undefined> {
+export async function startReferenceEtcd(): Promise<BenchTarget | undefined> {
   if (!fs.existsSync('/usr/bin/etcd')) return undefined;
   const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'raftkv-bench-etcd-'));
   const members = await Promise.all([1, 2, 3].map(async (n) => ({ name: `e${n}`, client: await pickFreePort(), peer: await pickFreePort() })));
@@ -152,12 +162,17 @@ export async function startReferenceEtcd(): Promise<{ endpoints: string[]; stop:
     );
     fs.rmSync(directory, { recursive: true, force: true });
   };
-  return { endpoints: members.map((m) => `127.0.0.1:${m.client}`), stop };
+  return { endpoints: members.map((m) => `127.0.0.1:${m.client}`), pids: processes.map((child) => child.pid ?? 0).filter((pid) => pid > 0), stop };
 }
 
 /** Starts a three-node raftkv cluster (direct peer links) serving the etcd API; returns its endpoints. */
-export async function startRaftkvForEtcdBench(cliPath: string): Promise<{ endpoints: string[]; stop: () => Promise<void> }> {
+export async function startRaftkvForEtcdBench(cliPath: string): Promise<BenchTarget> {
   const cluster = await Cluster.start({ size: 3, cliPath, tickMs: 100, electionTicks: 10, heartbeatTicks: 1, requestTimeoutMs: 5000, direct: true });
   await cluster.waitUntilHealthy(30_000);
-  return { endpoints: cluster.runningIds().map((id) => cluster.etcdEndpoint(id)), stop: () => cluster.stop({ removeRunDirectory: true }) };
+  const ids = cluster.runningIds();
+  return {
+    endpoints: ids.map((id) => cluster.etcdEndpoint(id)),
+    pids: ids.map((id) => cluster.pidOf(id) ?? 0).filter((pid) => pid > 0),
+    stop: () => cluster.stop({ removeRunDirectory: true }),
+  };
 }

@@ -3,6 +3,7 @@
  * duration; the figures are completed operations per second and latency percentiles. Every
  * workload of `npm run bench` goes through this one generator, so figures are comparable.
  */
+import fs from 'node:fs';
 import http from 'node:http';
 
 /** The outcome of one workload. */
@@ -17,13 +18,46 @@ export interface LoadResult {
   readonly p99Ms: number;
   /** The first few error descriptions, for the report. */
   readonly errorSamples: readonly string[];
+  /** CPU time of the server processes per completed operation (µs), when their PIDs were given. */
+  readonly serverCpuMicrosPerOp?: number;
+  /** CPU time of this (load generator) process per completed operation (µs). */
+  readonly clientCpuMicrosPerOp: number;
+}
+
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ: 100 on every Linux we run on). */
+const USER_HZ = 100;
+
+/** CPU seconds (user + system) used so far by process `pid`, from /proc; 0 if it is gone. */
+export function processCpuSeconds(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
+  } catch {
+    return 0;
+  }
 }
 
 /** One operation: resolves on success, rejects with a description on failure. */
 export type Operation = (client: number, sequence: number) => Promise<void>;
 
-/** Runs `operation` from `clients` concurrent workers for `seconds`, after `warmupSeconds`. */
-export async function runLoad(name: string, clients: number, seconds: number, operation: Operation, warmupSeconds = 1): Promise<LoadResult> {
+/** Options of {@link runLoad}. */
+export interface LoadOptions {
+  /** Seconds of load before measuring starts (default 1). */
+  readonly warmupSeconds?: number;
+  /** Server process IDs whose CPU time is accounted per operation. */
+  readonly serverPids?: readonly number[];
+}
+
+/**
+ * Runs `operation` from `clients` concurrent workers for `seconds`, after a warm-up; accounts
+ * the CPU time this process (and, if given, the server processes) spent per operation.
+ */
+export async function runLoad(name: string, clients: number, seconds: number, operation: Operation, options: LoadOptions = {}): Promise<LoadResult> {
+  const warmupSeconds = options.warmupSeconds ?? 1;
+  const serverPids = options.serverPids ?? [];
+  const serverCpu = () => serverPids.reduce((sum, pid) => sum + processCpuSeconds(pid), 0);
   const latencies: number[] = [];
   const errorSamples: string[] = [];
   let errors = 0;
@@ -48,9 +82,13 @@ export async function runLoad(name: string, clients: number, seconds: number, op
   await new Promise((resolve) => setTimeout(resolve, warmupSeconds * 1000));
   measuring = true;
   const measuredFrom = performance.now();
+  const clientCpuFrom = process.cpuUsage();
+  const serverCpuFrom = serverCpu();
   await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
   measuring = false;
   const elapsedSeconds = (performance.now() - measuredFrom) / 1000;
+  const clientCpu = process.cpuUsage(clientCpuFrom);
+  const serverCpuSeconds = serverCpu() - serverCpuFrom;
   stop = true;
   await Promise.all(workers);
   latencies.sort((a, b) => a - b);
@@ -65,6 +103,8 @@ export async function runLoad(name: string, clients: number, seconds: number, op
     p50Ms: percentile(0.5),
     p99Ms: percentile(0.99),
     errorSamples,
+    clientCpuMicrosPerOp: latencies.length === 0 ? NaN : (clientCpu.user + clientCpu.system) / latencies.length,
+    ...(serverPids.length > 0 ? { serverCpuMicrosPerOp: latencies.length === 0 ? NaN : (serverCpuSeconds * 1e6) / latencies.length } : {}),
   };
 }
 

@@ -115,47 +115,99 @@ function machineDescription(): string {
   return `${cpus.length} × ${cpus[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${fsync}, Node ${process.version}`;
 }
 
-async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const secondsIndex = args.indexOf('--seconds');
-  const seconds = secondsIndex >= 0 ? Number(args[secondsIndex + 1]) : 10;
-  if (!Number.isFinite(seconds) || seconds <= 0) throw new Error('--seconds takes a positive number');
-  const write = !args.includes('--no-write');
+/** Sections of the benchmark, in the order they run; `--only` picks some. */
+const SECTIONS = ['raft', 'http', 'etcd', 'sweep', 'cache'] as const;
+type Section = (typeof SECTIONS)[number];
 
-  const raft = raftCoreBenchmark();
-  const http = await httpBenchmarks(seconds);
-  progress('etcd API: starting a three-node raftkv cluster');
-  const ours = await startRaftkvForEtcdBench(CLI_PATH);
-  let oursResults: LoadResult[];
-  let cacheResults: LoadResult[];
-  let oursSweep: LoadResult[];
-  const sweepSeconds = Math.max(2, Math.round(seconds / 2));
-  try {
-    oursResults = await etcdWorkloads('raftkv', ours.endpoints, seconds, progress);
-    oursSweep = await etcdSweep('raftkv', ours.endpoints, sweepSeconds, progress);
-    progress('cache tier in front of the raftkv cluster');
-    cacheResults = await cacheBench({ seconds, endpoints: ours.endpoints, progress });
-  } finally {
-    await ours.stop();
+interface BenchArguments {
+  readonly seconds: number;
+  readonly write: boolean;
+  readonly sections: ReadonlySet<Section>;
+}
+
+const USAGE = `usage: npm run bench -- [--seconds N] [--only ${SECTIONS.join(',')}] [--no-write]
+
+  --seconds N   seconds per workload (default 10; the sweep uses half)
+  --only LIST   run only these sections (comma-separated); the table is written to
+                docs/PERFORMANCE.md only when every section ran
+  --no-write    print the table, leave docs/PERFORMANCE.md alone
+`;
+
+function parseArguments(args: readonly string[]): BenchArguments {
+  let seconds = 10;
+  let write = true;
+  let sections = new Set<Section>(SECTIONS);
+  for (let index = 0; index < args.length; index++) {
+    const arg = args[index]!;
+    if (arg === '--help' || arg === '-h') {
+      process.stdout.write(USAGE);
+      process.exit(0);
+    } else if (arg === '--seconds') {
+      seconds = Number(args[++index]);
+      if (!Number.isFinite(seconds) || seconds <= 0) throw new Error(`--seconds takes a positive number\n${USAGE}`);
+    } else if (arg === '--only') {
+      const names = (args[++index] ?? '').split(',').filter((name) => name !== '');
+      const unknown = names.filter((name) => !(SECTIONS as readonly string[]).includes(name));
+      if (names.length === 0 || unknown.length > 0) throw new Error(`--only: unknown section(s) ${unknown.join(', ') || '(none given)'}\n${USAGE}`);
+      sections = new Set(names as Section[]);
+    } else if (arg === '--no-write') {
+      write = false;
+    } else {
+      throw new Error(`unknown argument ${arg}\n${USAGE}`);
+    }
   }
-  progress('etcd API: starting a three-member etcd 3.4 (if installed)');
-  const reference = await startReferenceEtcd();
+  return { seconds, write: write && sections.size === SECTIONS.length, sections };
+}
+
+function cpuCell(result: LoadResult): string {
+  const server = result.serverCpuMicrosPerOp === undefined ? '–' : Math.round(result.serverCpuMicrosPerOp).toString();
+  return `${server} / ${Math.round(result.clientCpuMicrosPerOp)}`;
+}
+
+async function main(): Promise<void> {
+  const { seconds, write, sections } = parseArguments(process.argv.slice(2));
+  const sweepSeconds = Math.max(2, Math.round(seconds / 2));
+  const raft = sections.has('raft') ? raftCoreBenchmark() : undefined;
+  const http = sections.has('http') ? await httpBenchmarks(seconds) : [];
+  let oursResults: LoadResult[] = [];
+  let oursSweep: LoadResult[] = [];
+  let cacheResults: LoadResult[] = [];
   let etcdResults: LoadResult[] | undefined;
   let etcdSweepResults: LoadResult[] | undefined;
-  if (reference !== undefined) {
+  if (sections.has('etcd') || sections.has('sweep') || sections.has('cache')) {
+    progress('etcd API: starting a three-node raftkv cluster');
+    const ours = await startRaftkvForEtcdBench(CLI_PATH);
     try {
-      etcdResults = await etcdWorkloads('etcd 3.4', reference.endpoints, seconds, progress);
-      etcdSweepResults = await etcdSweep('etcd 3.4', reference.endpoints, sweepSeconds, progress);
+      if (sections.has('etcd')) oursResults = await etcdWorkloads('raftkv', ours, seconds, progress);
+      if (sections.has('sweep')) oursSweep = await etcdSweep('raftkv', ours, sweepSeconds, progress);
+      if (sections.has('cache')) {
+        progress('cache tier in front of the raftkv cluster');
+        cacheResults = await cacheBench({ seconds, endpoints: ours.endpoints, progress });
+      }
     } finally {
-      await reference.stop();
+      await ours.stop();
+    }
+  }
+  if (sections.has('etcd') || sections.has('sweep')) {
+    progress('etcd API: starting a three-member etcd 3.4 (if installed)');
+    const reference = await startReferenceEtcd();
+    if (reference !== undefined) {
+      try {
+        if (sections.has('etcd')) etcdResults = await etcdWorkloads('etcd 3.4', reference, seconds, progress);
+        if (sections.has('sweep')) etcdSweepResults = await etcdSweep('etcd 3.4', reference, sweepSeconds, progress);
+      } finally {
+        await reference.stop();
+      }
+    } else {
+      progress('etcd 3.4 is not installed (apt install etcd-server): no side-by-side figures');
     }
   }
   const comparison = oursResults.map((result, index) => {
     const theirs = etcdResults?.[index];
     const name = result.name.replace(/^raftkv /, '');
-    if (theirs === undefined) return `| ${name} | ${Math.round(result.operationsPerSecond)} | ${result.p50Ms.toFixed(2)} / ${result.p99Ms.toFixed(2)} | – | – | – |`;
+    if (theirs === undefined) return `| ${name} | ${Math.round(result.operationsPerSecond)} | ${result.p50Ms.toFixed(2)} / ${result.p99Ms.toFixed(2)} | ${cpuCell(result)} | – | – | – | – |`;
     const ratio = result.operationsPerSecond / theirs.operationsPerSecond;
-    return `| ${name} | ${Math.round(result.operationsPerSecond)} | ${result.p50Ms.toFixed(2)} / ${result.p99Ms.toFixed(2)} | ${Math.round(theirs.operationsPerSecond)} | ${theirs.p50Ms.toFixed(2)} / ${theirs.p99Ms.toFixed(2)} | ${ratio.toFixed(2)}× |`;
+    return `| ${name} | ${Math.round(result.operationsPerSecond)} | ${result.p50Ms.toFixed(2)} / ${result.p99Ms.toFixed(2)} | ${cpuCell(result)} | ${Math.round(theirs.operationsPerSecond)} | ${theirs.p50Ms.toFixed(2)} / ${theirs.p99Ms.toFixed(2)} | ${cpuCell(theirs)} | ${ratio.toFixed(2)}× |`;
   });
   const sweepRows = oursSweep.map((result, index) => {
     const theirs = etcdSweepResults?.[index];
@@ -167,32 +219,31 @@ async function main(): Promise<void> {
   const errors = [...oursResults, ...oursSweep, ...(etcdResults ?? []), ...(etcdSweepResults ?? [])].filter((result) => result.errors > 0).map((result) => `${result.name}: ${result.errors} errors (${result.errorSamples.join('; ')})`);
   const table = [
     `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${machineDescription()}; ${seconds} s per workload, 256-byte values.`,
-    '',
-    '```',
-    raft,
-    '```',
-    '',
-    '| workload | clients | ops/s | p50 ms | p99 ms | errors |',
-    '|---|---|---|---|---|---|',
-    ...http.map(formatRow),
-    '',
-    'etcd v3 API, side by side (ops/s; latency p50 / p99 in ms; ratio = raftkv / etcd throughput):',
-    '',
-    '| workload | raftkv ops/s | raftkv p50 / p99 | etcd 3.4 ops/s | etcd p50 / p99 | ratio |',
-    '|---|---|---|---|---|---|',
-    ...comparison,
-    '',
-    `Concurrency sweep (etcd API, ${sweepSeconds} s per point; connections = min(clients, 8)):`,
-    '',
-    '| workload @clients | raftkv ops/s | raftkv p99 ms | etcd 3.4 ops/s | etcd p99 ms | ratio |',
-    '|---|---|---|---|---|---|',
-    ...sweepRows,
-    '',
-    'Cache tier (three cache nodes in front of the three-node raftkv cluster):',
-    '',
-    '| workload | clients | ops/s | p50 ms | p99 ms | errors |',
-    '|---|---|---|---|---|---|',
-    ...cacheResults.map(formatRow),
+    ...(raft === undefined ? [] : ['', '```', raft, '```']),
+    ...(http.length === 0 ? [] : ['', '| workload | clients | ops/s | p50 ms | p99 ms | errors |', '|---|---|---|---|---|---|', ...http.map(formatRow)]),
+    ...(comparison.length === 0
+      ? []
+      : [
+          '',
+          'etcd v3 API, side by side (ops/s; latency p50 / p99 in ms; CPU µs per operation: the three servers / the load generator; ratio = raftkv / etcd throughput):',
+          '',
+          '| workload | raftkv ops/s | raftkv p50 / p99 | raftkv CPU µs/op | etcd 3.4 ops/s | etcd p50 / p99 | etcd CPU µs/op | ratio |',
+          '|---|---|---|---|---|---|---|---|',
+          ...comparison,
+        ]),
+    ...(sweepRows.length === 0
+      ? []
+      : [
+          '',
+          `Concurrency sweep (etcd API, ${sweepSeconds} s per point; connections = min(clients, 8)):`,
+          '',
+          '| workload @clients | raftkv ops/s | raftkv p99 ms | etcd 3.4 ops/s | etcd p99 ms | ratio |',
+          '|---|---|---|---|---|---|',
+          ...sweepRows,
+        ]),
+    ...(cacheResults.length === 0
+      ? []
+      : ['', 'Cache tier (three cache nodes in front of the three-node raftkv cluster):', '', '| workload | clients | ops/s | p50 ms | p99 ms | errors |', '|---|---|---|---|---|---|', ...cacheResults.map(formatRow)]),
     ...(errors.length > 0 ? ['', ...errors.map((line) => `- ${line}`)] : []),
   ].join('\n');
   process.stdout.write(`${table}\n`);

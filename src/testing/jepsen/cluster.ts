@@ -404,6 +404,12 @@ export class Cluster {
     if (options.removeRunDirectory) fs.rmSync(this.runDirectory, { recursive: true, force: true });
   }
 
+  /** The OS process ID of node `id` while it runs (for CPU accounting), or undefined. */
+  pidOf(id: number): number | undefined {
+    const child = this.node(id).process;
+    return child === undefined || child.exitCode !== null || child.signalCode !== null ? undefined : child.pid;
+  }
+
   /** Where node `id` serves the etcd v3 gRPC API (`host:port`, scheme-less as etcdctl takes it). */
   etcdEndpoint(id: number): string {
     return `${HOST}:${this.node(id).etcdPort}`;
