@@ -15,6 +15,7 @@ import { Level } from 'level';
 import type { Command } from './command';
 import { KvStore, SimulatedCrashError, type ApplyEntry, type KvStoreOptions } from './kv-store';
 import { SnapshotImageError } from './snapshot-image';
+import { APPLIED_KEY, readU64 } from './kv-layout';
 
 let root = '';
 let counter = 0;
@@ -205,6 +206,27 @@ describe('KvStore apply and read', () => {
     assert.equal(await getText(store, 'k'), 'v4');
     assert.equal(store.appliedIndex(), 4);
     await store.close();
+  });
+});
+
+describe('KvStore applied index without effects', () => {
+  it('entries that change nothing advance the applied index in memory only; flush makes it durable', async () => {
+    const dir = freshDir();
+    const store = await KvStore.open(dir);
+    await store.applyEntries([{ index: 1, commands: [put('a', '1')] }]);
+    await store.applyEntries([{ index: 2, commands: [] }, { index: 3, commands: [] }]);
+    assert.equal(store.appliedIndex(), 3);
+    // A crash now (simulated by reading LevelDB directly) finds index 1: replaying 2 and 3 is a no-op.
+    const db = (store as unknown as { db: Level<Buffer, Buffer> }).db;
+    const durable = async () => readU64((await db.get(Buffer.from(APPLIED_KEY)))!, 'applied');
+    assert.equal(await durable(), 1);
+    await store.flush();
+    assert.equal(await durable(), 3);
+    await store.close();
+    const reopened = await KvStore.open(dir);
+    assert.equal(reopened.appliedIndex(), 3);
+    assert.equal(await getText(reopened, 'a'), '1');
+    await reopened.close();
   });
 });
 

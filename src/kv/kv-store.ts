@@ -154,6 +154,8 @@ export class KvStore {
   private readsDrained: (() => void) | undefined;
   private swapping: Promise<void> | undefined;
   private closed = false;
+  /** The applied index LevelDB holds (state.applied may run ahead: see {@link flush}). */
+  private durableApplied: LogIndex;
 
   private constructor(
     private readonly dir: string,
@@ -163,6 +165,7 @@ export class KvStore {
   ) {
     this.db = db;
     this.state = state;
+    this.durableApplied = state.applied;
   }
 
   /**
@@ -183,12 +186,27 @@ export class KvStore {
   /** Closes the store after the queued applies and restores finish. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
+    await this.flush().catch(() => undefined);
     this.closed = true;
     await this.queue;
     await this.db.close();
   }
 
-  /** The durable applied index: the last entry index whose batch was written (0 for a new store). */
+  /**
+   * Makes the applied index durable. Entries that change nothing here (most of them: this store
+   * only holds membership and cluster metadata) advance the applied index in memory without a
+   * LevelDB write; replaying them after a crash is a no-op, so a lagging durable index is safe.
+   * Call before cutting a snapshot so that a restart never finds this store behind it.
+   */
+  flush(): Promise<void> {
+    return this.enqueue(async () => {
+      if (this.durableApplied === this.state.applied) return;
+      await this.db.batch([{ type: 'put', key: APPLIED_KEY, value: u64(this.state.applied) }], { sync: false });
+      this.durableApplied = this.state.applied;
+    });
+  }
+
+  /** The applied index: the last entry index applied (durable once {@link flush} resolved). */
   appliedIndex(): LogIndex {
     return this.state.applied;
   }
@@ -317,6 +335,10 @@ export class KvStore {
     const fresh = entries.filter((entry) => entry.index > this.state.applied);
     const last = fresh[fresh.length - 1];
     if (last === undefined) return;
+    if (fresh.every((entry) => entry.commands.length === 0 && (entry.members ?? []).length === 0)) {
+      this.state = { ...this.state, applied: last.index };
+      return;
+    }
     // The final operation per key: the batch is atomic, so earlier writes to a key are moot.
     const finalValues = new Map<string, Uint8Array | null>();
     const members = new Map(this.state.members);
@@ -360,6 +382,7 @@ export class KvStore {
     operations.push({ type: 'put', key: KEY_COUNT_KEY, value: u64(keyCount) });
     await this.db.batch(operations, { sync: false });
     this.state = { applied: last.index, keyCount, members, removed };
+    this.durableApplied = last.index;
   }
 
   private applyMemberChange(change: MemberChange, index: LogIndex, members: Map<NodeId, Member>, removed: Set<NodeId>): void {
@@ -429,6 +452,7 @@ export class KvStore {
         throw new Error('KvStore: restored store does not match the staged image');
       }
       this.state = state;
+      this.durableApplied = state.applied;
       this.options.logger?.info('kv: restored snapshot', { index, keys: state.keyCount, members: state.members.size });
     } catch (error) {
       this.closed = true;

@@ -115,6 +115,7 @@ test('the snapshot image carries leases and their keys', async () => {
     await source.put('a', '1', { lease: 1n });
     await source.put('b', '1', { lease: LEASE });
     const parts: Uint8Array[] = [];
+    await source.store.flush();
     for await (const chunk of source.store.writeSnapshot()) parts.push(chunk);
     await target.put('stale', 'x');
     await target.store.restoreSnapshot((async function* () {

@@ -36,6 +36,7 @@ before(async () => {
   assert.ok(compacted.ok);
   await compacted.value.physicallyDone;
   image = [];
+  await source.store.flush();
   for await (const chunk of source.store.writeSnapshot()) image.push(Buffer.from(chunk));
 });
 

@@ -6,7 +6,7 @@
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { MVCC_ERRORS, GrpcStatusCode } from './errors';
-import { prefixRangeEnd } from './key-range';
+import { prefixRangeEnd, resolveRange } from './key-range';
 import { bytes, TestStore, unwrap } from './test-support';
 import { EventType, SortOrder, SortTarget, type KeyValue } from './types';
 
@@ -341,5 +341,82 @@ describe('applying through Raft', () => {
     assert.equal(middle.kvs[0]!.modRevision, 50_002);
     // Informational figures (heap includes garbage; an upper bound for the index + value cache).
     console.log(`# 100k keys x 100-byte values: heap growth ~${((after - before) / 1024 / 1024).toFixed(1)} MiB, reopen ${reopenMs.toFixed(0)} ms`);
+  });
+});
+
+describe('write-behind (level writes follow the apply in the background)', () => {
+  /** Holds every level batch of the store until released; returns the release. */
+  function gateLevelWrites(store: object): { release: () => void; held: () => number } {
+    const db = (store as { db: { batch: (operations: unknown[]) => Promise<void> } }).db;
+    const original = db.batch.bind(db);
+    const waiting: Array<() => void> = [];
+    let open = false;
+    db.batch = async (operations: unknown[]) => {
+      if (!open) await new Promise<void>((resolve) => waiting.push(resolve));
+      return original(operations);
+    };
+    return {
+      release: () => {
+        open = true;
+        for (const resume of waiting.splice(0)) resume();
+      },
+      held: () => waiting.length,
+    };
+  }
+
+  test('reads in the past, history and a reopen see applies that level does not hold yet', async () => {
+    const gate = gateLevelWrites(t.store);
+    for (let i = 1; i <= 20; i++) await t.put(`k${i % 3}`, `v${i}`);
+    assert.equal(gate.held(), 1, 'the writer is blocked on its first batch; later applies queue behind it');
+    assert.equal(t.store.currentRevision(), 21, 'applies are visible at once');
+    // Every past version of k1 (revisions 2, 5, 8, ..., 20) comes from memory, not level.
+    for (let revision = 2; revision <= 21; revision += 3) {
+      const [kv] = (await t.get({ key: bytes('k1'), revision })).kvs;
+      assert.equal(kv?.value.toString(), `v${revision - 1}`);
+    }
+    // Reads that iterate level wait for the writer instead of missing records.
+    let historyDone = false;
+    const history = t.store.history(resolveRange(bytes('k'), prefixRangeEnd(bytes('k'))), 2, 1000, false).then((outcome) => {
+      historyDone = true;
+      return outcome;
+    });
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.equal(historyDone, false, 'history waits for the writer');
+    gate.release();
+    const outcome = await history;
+    assert.ok(outcome.ok);
+    assert.equal(outcome.value.events.length, 20);
+    await t.reopen();
+    assert.equal(t.store.appliedIndex(), 20);
+    assert.equal(t.store.currentRevision(), 21);
+    assert.equal((await t.get({ key: bytes('k2'), revision: 3 })).kvs[0]?.value.toString(), 'v2');
+  });
+
+  test('a writer far behind makes applies wait (bounded memory), and they resume once it catches up', async () => {
+    const gate = gateLevelWrites(t.store);
+    let applied = 0;
+    const writer = (async () => {
+      for (let i = 1; i <= 200; i++) {
+        await t.put('k', `v${i}`);
+        applied = i;
+      }
+    })();
+    for (let turn = 0; turn < 50; turn++) await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.ok(applied < 200 && applied >= 64, `applies stopped at the backpressure bound (applied ${applied})`);
+    gate.release();
+    await writer;
+    await t.store.flush();
+    await t.reopen();
+    assert.equal(t.store.appliedIndex(), 200);
+    assert.equal((await t.get({ key: bytes('k') })).kvs[0]?.value.toString(), 'v200');
+  });
+
+  test('writeSnapshot refuses to pin an image before flush', async () => {
+    const gate = gateLevelWrites(t.store);
+    await t.put('a', '1');
+    assert.throws(() => t.store.writeSnapshot(), /flush\(\) first/);
+    gate.release();
+    await t.store.flush();
+    assert.doesNotThrow(() => t.store.writeSnapshot());
   });
 });

@@ -14,10 +14,16 @@
  * crash is idempotent. THE CALLER MUST NOT start an apply (or a snapshot restore) before the
  * previous one settled; reads may run at any time.
  *
- * Visibility: an apply changes the in-memory index at once but publishes the new revision to
- * readers only AFTER its level batch is durable, so a reader never sees a write that a crash could
- * lose, and never needs a record that is not on disk yet. Subscribers (the watch hub) are told
- * about each revision's events after the same point, in revision order.
+ * Write-behind (as etcd's backend, which commits its batch transaction every 100 ms): an apply
+ * changes memory (index, value cache, revision) and publishes the new revision to readers and
+ * subscribers AT ONCE, and hands its level writes to a background writer that merges whatever
+ * has queued into one level batch. This is safe because only COMMITTED entries are applied: the
+ * Raft WAL holds them, fsynced on a quorum, until a snapshot covers them, so a crash that loses
+ * queued level writes reopens the store at an older applied index and the runtime replays the
+ * entries from the WAL — a reader can never see a write that a crash could lose. Records not yet
+ * in level are served from `pending`; reads that iterate level (history, hashKv) wait for the
+ * writer first; a snapshot image requires {@link MvccStore.flush} first; backpressure bounds the
+ * queue. A failed background write is fatal (the process crashes, as for physical compaction).
  *
  * Storage: records keyed by revision (record-codec.ts) hold every version; the key index
  * (key-index.ts) maps keys to their revisions and caches each live key's current value, so reads
@@ -132,6 +138,8 @@ interface Located {
 }
 
 const DEFAULT_COMPACTION_BATCH_RECORDS = 10_000;
+/** Applies the background writer may lag behind before an apply waits for it. */
+const UNWRITTEN_APPLIES_MAX = 64;
 /** The revision of a store that has never been written (etcd starts at 1). */
 const EMPTY_STORE_REVISION = 1;
 
@@ -141,18 +149,27 @@ type LevelOperation = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del
 /** The MVCC store. Create with {@link MvccStore.open}. */
 export class MvccStore implements TransactionTarget {
   private readonly index = new KeyIndex();
-  /** Raft applied index, durable. */
+  /** Raft applied index (in memory; level holds it once the background writer caught up). */
   private applied: LogIndex = 0;
-  /** Latest applied revision (in memory; may run ahead of `visible` during an apply). */
+  /** Latest applied revision (may run ahead of `visible` during an apply). */
   private revision: Revision = 0;
-  /** Latest durable revision: what readers see. */
+  /** Latest published revision: what readers see. */
   private visible: Revision = 0;
   private compacted: Revision = 0;
   private compactionFinished: Revision = 0;
   private applying = false;
   private closed = false;
-  /** Records staged in the level batch of the apply in progress, by record key (hex). */
+  /** Records applied but not yet written to level, by record key (hex). */
   private readonly pending = new Map<string, Buffer>();
+  /** Level writes of applies, queued for the background writer (see the module overview). */
+  private writeQueue: LevelOperation[] = [];
+  private writeQueueKeys: string[] = [];
+  /** Applies queued for level so far, and how many of them level holds (a sequence). */
+  private writesQueued = 0;
+  private writesDone = 0;
+  private writer: Promise<void> | undefined;
+  private writeFailure: Error | undefined;
+  private readonly writeWaiters: Array<{ readonly through: number; readonly resolve: () => void; readonly reject: (error: Error) => void }> = [];
   /** Bumped by snapshot restore; a reader that straddles one answers 'compacted'. */
   private generation = 0;
   private physicalCompaction: Promise<void> = Promise.resolve();
@@ -186,12 +203,12 @@ export class MvccStore implements TransactionTarget {
     return store;
   }
 
-  /** The Raft index of the last applied entry (durable). */
+  /** The Raft index of the last applied entry (durable once {@link flush} resolved). */
   appliedIndex(): LogIndex {
     return this.applied;
   }
 
-  /** The current revision, as readers see it (durable). */
+  /** The current revision, as readers see it. */
   currentRevision(): Revision {
     return this.visible;
   }
@@ -272,6 +289,7 @@ export class MvccStore implements TransactionTarget {
     const compactRevision = this.compacted;
     // As etcd's hashByRev: a revision at or below the compact revision is compacted.
     if (revision > 0 && compactRevision > 0 && revision <= compactRevision) return failure('compacted');
+    await this.flush();
     let hash = crc32(encodeUint64(compactRevision));
     for await (const [key, value] of this.db.iterator({ gte: recordKeyLowerBound(compactRevision + 1), lt: recordKeyLowerBound(through + 1) })) {
       hash = crc32(value, crc32(key, hash));
@@ -305,7 +323,9 @@ export class MvccStore implements TransactionTarget {
     const needPrevious: Array<{ position: number; located: Located }> = [];
     let lastMain = fromRevision - 1;
     let stoppedEarly = false;
-    // The iterator reads a snapshot taken now: every record <= `through` is durable.
+    // The iterator reads a snapshot taken once every record <= `through` is in level.
+    await this.flush();
+    if (generation !== this.generation) return failure('compacted');
     const iterator = this.db.iterator({ gte: recordKeyLowerBound(fromRevision), lt: recordKeyLowerBound(through + 1) });
     try {
       for await (const [key, value] of iterator) {
@@ -357,12 +377,16 @@ export class MvccStore implements TransactionTarget {
   /**
    * Applies committed entries IN LOG ORDER with ONE level batch. Entries at or below the durable
    * applied index are skipped (idempotent replay after a crash); the others must have strictly
-   * increasing indexes. Resolves after the batch is durable and listeners were told; rejects only
-   * on a disk failure (fatal).
+   * increasing indexes. Resolves once memory reflects the entries and listeners were told; the
+   * level writes follow in the background (see the module overview). Rejects only after a disk
+   * failure (fatal).
    */
   async applyBatch(inputs: readonly ApplyInput[]): Promise<ApplyResult[]> {
     assert(!this.closed, 'apply on a closed store');
     assert(!this.applying, 'applyBatch while another apply is in progress');
+    if (this.writeFailure !== undefined) throw this.writeFailure;
+    // Backpressure: a writer far behind makes the apply wait, so `pending` stays bounded.
+    if (this.writesQueued - this.writesDone >= UNWRITTEN_APPLIES_MAX) await this.flushThrough(this.writesQueued - UNWRITTEN_APPLIES_MAX / 2);
     this.applying = true;
     try {
       const operations: LevelOperation[] = [];
@@ -395,10 +419,9 @@ export class MvccStore implements TransactionTarget {
       operations.push({ type: 'put', key: metaKey('applied'), value: encodeUint64(lastIndex) });
       operations.push({ type: 'put', key: metaKey('revision'), value: encodeUint64(this.revision) });
       if (compactions.length > 0) operations.push({ type: 'put', key: metaKey('compact'), value: encodeUint64(this.compacted) });
-      await this.db.batch(operations);
+      this.queueWrite(operations);
       this.applied = lastIndex;
       this.visible = this.revision;
-      this.pending.clear();
       for (const revision of compactions) this.schedulePhysicalCompaction(revision);
       for (const { revision, events } of published) for (const listener of this.listeners) listener(revision, events);
       return results;
@@ -658,6 +681,61 @@ export class MvccStore implements TransactionTarget {
   }
 
   // -------------------------------------------------------------------------------------------
+  // The background writer
+  // -------------------------------------------------------------------------------------------
+
+  /**
+   * Resolves once level holds every apply made before the call (its records and applied index);
+   * rejects if a background write failed (fatal: the process is crashing).
+   */
+  flush(): Promise<void> {
+    return this.flushThrough(this.writesQueued);
+  }
+
+  private flushThrough(through: number): Promise<void> {
+    if (this.writeFailure !== undefined) return Promise.reject(this.writeFailure);
+    if (this.writesDone >= through) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => this.writeWaiters.push({ through, resolve, reject }));
+  }
+
+  /** Queues one apply's level writes; its records stay in `pending` until they are written. */
+  private queueWrite(operations: LevelOperation[]): void {
+    for (const operation of operations) {
+      this.writeQueue.push(operation);
+      if (operation.type === 'put' && operation.key[0] === RECORD_PREFIX) this.writeQueueKeys.push(operation.key.toString('hex'));
+    }
+    this.writesQueued += 1;
+    this.writer ??= this.runWriter();
+  }
+
+  /** Writes queued applies, all that queued meanwhile in ONE level batch, until none is left. */
+  private async runWriter(): Promise<void> {
+    try {
+      while (this.writeQueue.length > 0) {
+        const operations = this.writeQueue;
+        const keys = this.writeQueueKeys;
+        const through = this.writesQueued;
+        this.writeQueue = [];
+        this.writeQueueKeys = [];
+        await this.db.batch(operations);
+        for (const key of keys) this.pending.delete(key);
+        this.writesDone = through;
+        while (this.writeWaiters.length > 0 && this.writeWaiters[0]!.through <= through) this.writeWaiters.shift()!.resolve();
+      }
+    } catch (cause) {
+      const error = cause instanceof Error ? cause : new Error(String(cause));
+      this.writeFailure = error;
+      for (const waiter of this.writeWaiters.splice(0)) waiter.reject(error);
+      // A lost state machine write is a disk failure: fatal, as the house rules demand.
+      process.nextTick(() => {
+        throw error;
+      });
+    } finally {
+      this.writer = undefined;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
   // Compaction
   // -------------------------------------------------------------------------------------------
 
@@ -671,7 +749,10 @@ export class MvccStore implements TransactionTarget {
   private schedulePhysicalCompaction(revision: Revision): void {
     const resolve = this.physicalWaiters.get(revision);
     this.physicalWaiters.delete(revision);
+    // Every record at or below `revision` must be in level before the deletion scans it.
+    const written = this.flush();
     this.physicalCompaction = this.physicalCompaction.then(async () => {
+      await written;
       await this.deleteCompactedRecords(revision);
       resolve?.();
     });
@@ -722,10 +803,12 @@ export class MvccStore implements TransactionTarget {
 
   /**
    * Streams the whole store (meta, every kept record) as a snapshot image (mvcc-snapshot-image.ts).
-   * The image is pinned SYNCHRONOUSLY at the call: THE CALLER MUST call it between applies.
+   * The image is pinned SYNCHRONOUSLY at the call: THE CALLER MUST call it between applies, after
+   * {@link flush} resolved (level must hold every applied record).
    */
   writeSnapshot(): AsyncIterable<Uint8Array> {
     assert(!this.applying, 'writeSnapshot during an apply');
+    assert(this.writesDone === this.writesQueued, 'writeSnapshot with applies not yet in level: flush() first');
     const header: SnapshotImageHeader = { appliedIndex: this.applied, revision: this.revision, compactRevision: this.compacted };
     const iterator = this.db.iterator({ gte: Buffer.from([RECORD_PREFIX]), lt: Buffer.from([RECORD_PREFIX + 1]) });
     const leases = [...this.leaseTable.values()].map((lease) => [leaseKey(lease.id), encodeLeaseValue(lease)] as const);
@@ -741,6 +824,7 @@ export class MvccStore implements TransactionTarget {
     assert(!this.applying, 'restoreSnapshot during an apply');
     this.applying = true;
     try {
+      await this.flush();
       this.generation += 1;
       await this.physicalCompaction.catch(() => undefined);
       await this.db.put(metaKey('restoring'), encodeUint64(1));
@@ -766,10 +850,11 @@ export class MvccStore implements TransactionTarget {
     for (const listener of this.restoreListeners) listener();
   }
 
-  /** Waits for background compaction and closes level. */
+  /** Writes what the background writer still holds, waits for background compaction, closes level. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.flush().catch(() => undefined);
     await this.physicalCompaction.catch(() => undefined);
     await this.db.close();
   }

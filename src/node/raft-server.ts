@@ -81,6 +81,8 @@ export interface StateMachinePort {
   appliedIndex(): LogIndex;
   get(key: string): Promise<Uint8Array | undefined>;
   applyEntries(entries: readonly StateMachineEntry[]): Promise<Map<LogIndex, ApplyResult>>;
+  /** Makes every apply so far durable in the state machine's own storage (before a snapshot). */
+  flush(): Promise<void>;
   members(): Map<NodeId, { peerUrl: string; isLearner: boolean }>;
   removedIds(): Set<NodeId>;
 }
@@ -189,6 +191,8 @@ export class RaftServer extends EventEmitter {
   private removed = false;
 
   private persistedHardState: HardState;
+  /** A commit-only HardState not yet written: it goes out with the next WAL save. */
+  private unsavedCommitState: HardState | undefined;
   private appliedIndex: LogIndex;
   private snapshotIndex: LogIndex;
   private snapshotInFlight: Promise<void> | undefined;
@@ -476,7 +480,10 @@ export class RaftServer extends EventEmitter {
    * index the image reflects.
    */
   betweenApplies<T>(pin: () => T): Promise<{ value: T; appliedIndex: LogIndex; term: number }> {
-    return this.onApplyQueue(() => ({ value: pin(), appliedIndex: this.appliedIndex, term: this.term }));
+    return this.onApplyQueue(async () => {
+      await this.stateMachine.flush();
+      return { value: pin(), appliedIndex: this.appliedIndex, term: this.term };
+    });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -629,13 +636,14 @@ export class RaftServer extends EventEmitter {
     }
     if (ready.entries.length === 0 && ready.snapshot === undefined && !ready.mustSync) {
       // Only the commit index changed. It needs no fsync, and a persisted commit that lags is
-      // safe (the leader re-sends it; the core raises a stale one to the snapshot index), so the
-      // write is queued without waiting for it: the WAL keeps call order, and a failure still
-      // crashes the process. This takes one thread-pool round trip off every write's path.
-      if (ready.hardState !== undefined) this.wal.save(ready.hardState, [], false).catch((error: unknown) => this.fail(error));
+      // safe (the leader re-sends it; the core raises a stale one to the snapshot index), so it
+      // is not written on its own: it rides along with the next save. Writing it separately
+      // cost a WAL write per commit that the next Ready's entries then queued behind.
+      if (ready.hardState !== undefined) this.unsavedCommitState = ready.hardState;
     } else if (ready.hardState !== undefined || ready.entries.length > 0) {
       const started = process.hrtime.bigint();
-      await this.wal.save(ready.hardState, ready.entries, ready.mustSync);
+      await this.wal.save(ready.hardState ?? this.unsavedCommitState, ready.entries, ready.mustSync);
+      this.unsavedCommitState = undefined;
       if (ready.mustSync) this.metrics?.fsyncSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
     }
     if (ready.snapshot !== undefined) this.storage.applySnapshot(ready.snapshot);
@@ -671,7 +679,11 @@ export class RaftServer extends EventEmitter {
       .then(async () => {
         if (this.stopped) return;
         await this.applyEntries(entries);
-        this.maybeSnapshot();
+        if (this.snapshotDue()) {
+          // The image is pinned from the state machine's storage: it must hold every apply.
+          await this.stateMachine.flush();
+          this.maybeSnapshot();
+        }
       })
       .catch((error: unknown) => this.fail(error))
       .finally(() => {
@@ -852,9 +864,13 @@ export class RaftServer extends EventEmitter {
     this.emit('removed');
   }
 
+  private snapshotDue(): boolean {
+    return this.snapshotInFlight === undefined && !this.stopped && this.appliedIndex - this.snapshotIndex >= this.options.snapshotCount;
+  }
+
+  /** Cuts a snapshot at the applied index; call on the apply queue, after the state machine's flush. */
   private maybeSnapshot(): void {
-    if (this.snapshotInFlight !== undefined || this.stopped) return;
-    if (this.appliedIndex - this.snapshotIndex < this.options.snapshotCount) return;
+    if (!this.snapshotDue()) return;
     const index = this.appliedIndex;
     const term = this.storage.term(index);
     if (typeof term !== 'number') return;
