@@ -11,7 +11,8 @@
  * The size is the MVCC store's size on disk. Measuring it walks the data directory, so it is never
  * on a write's path once a first figure exists: a check uses the latest figure and, when that is
  * older than `measureIntervalMs`, starts ONE background re-measurement (concurrent checks share
- * it). A profile of 64 concurrent writers showed the old per-check measurement (every check that
+ * it). Only a check that would refuse measures on its own path, so that a refusal never rests on
+ * an old figure (after a defragment gave space back, the next write must pass). A profile of 64 concurrent writers showed the old per-check measurement (every check that
  * found the figure stale walked the directory itself) taking over 10 % of the leader's CPU.
  */
 import type { MvccWriteRequest } from '../mvcc/types';
@@ -50,6 +51,10 @@ export class BackendQuota {
     if (!writeNeedsSpace(write)) return undefined;
     if (this.measuredAt === Number.NEGATIVE_INFINITY) await this.measure();
     else if (this.now() - this.measuredAt >= this.measureIntervalMs) void this.measure();
+    if (this.measuredBytes + requestBytes <= this.quotaBytes) return undefined;
+    // A refusal is never based on an old figure (space may have been freed since): measure now.
+    this.measuredBytes = await this.dependencies.sizeBytes().catch(() => this.measuredBytes);
+    this.measuredAt = this.now();
     if (this.measuredBytes + requestBytes <= this.quotaBytes) return undefined;
     if (!this.dependencies.alarmRaised()) await this.dependencies.raiseAlarm(AlarmType.NoSpace);
     return 'no-space';
