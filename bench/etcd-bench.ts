@@ -51,13 +51,38 @@ export interface BenchTarget {
   readonly endpoints: readonly string[];
   /** OS process IDs of the members (their CPU time is accounted per operation). */
   readonly pids: readonly number[];
+  /**
+   * The members' counters, summed over the members: `fsyncs` (WAL fsyncs), and for raftkv
+   * `savedEntries` (entries written by those fsyncs) and `peerMessages` (Raft messages sent).
+   */
+  counters(): Promise<Record<string, number>>;
   stop(): Promise<void>;
+}
+
+/** Which Prometheus series feed each counter of {@link BenchTarget.counters}. */
+const RAFTKV_COUNTERS = { fsyncs: 'raftkv_wal_fsync_duration_seconds_count', savedEntries: 'raftkv_wal_save_entries_sum', peerMessages: 'raftkv_peer_messages_sent_total' };
+const ETCD_COUNTERS = { fsyncs: 'etcd_disk_wal_fsync_duration_seconds_count' };
+
+/** Scrapes Prometheus text from every URL and sums the series named in `series` (all labels). */
+async function scrapeCounters(urls: readonly string[], series: Readonly<Record<string, string>>): Promise<Record<string, number>> {
+  const totals: Record<string, number> = Object.fromEntries(Object.keys(series).map((name) => [name, 0]));
+  const bodies = await Promise.all(urls.map((url) => fetch(url).then((response) => response.text(), () => '')));
+  for (const body of bodies) {
+    for (const line of body.split('\n')) {
+      if (line.startsWith('#')) continue;
+      const metric = line.slice(0, line.search(/[ {]/));
+      for (const [name, wanted] of Object.entries(series)) {
+        if (metric === wanted) totals[name]! += Number(line.slice(line.lastIndexOf(' ') + 1));
+      }
+    }
+  }
+  return totals;
 }
 
 /** Runs the etcd-API workloads against `target` and names each result `label: …`. */
 export async function etcdWorkloads(label: string, target: BenchTarget, seconds: number, progress: (line: string) => void): Promise<LoadResult[]> {
   const clients = connect(target.endpoints, 8);
-  const options = { serverPids: target.pids };
+  const options = { serverPids: target.pids, counters: () => target.counters() };
   const results: LoadResult[] = [];
   try {
     await waitUntil(async () => {
@@ -102,7 +127,7 @@ export const SWEEP_CLIENTS: readonly number[] = [1, 8, 64, 256];
  */
 export async function etcdSweep(label: string, target: BenchTarget, seconds: number, progress: (line: string) => void): Promise<LoadResult[]> {
   const results: LoadResult[] = [];
-  const options = { serverPids: target.pids };
+  const options = { serverPids: target.pids, counters: () => target.counters() };
   for (const clientCount of SWEEP_CLIENTS) {
     const clients = connect(target.endpoints, Math.min(clientCount, 8));
     try {
@@ -162,7 +187,8 @@ export async function startReferenceEtcd(): Promise<BenchTarget | undefined> {
     );
     fs.rmSync(directory, { recursive: true, force: true });
   };
-  return { endpoints: members.map((m) => `127.0.0.1:${m.client}`), pids: processes.map((child) => child.pid ?? 0).filter((pid) => pid > 0), stop };
+  const metricsUrls = members.map((m) => `http://127.0.0.1:${m.client}/metrics`);
+  return { endpoints: members.map((m) => `127.0.0.1:${m.client}`), counters: () => scrapeCounters(metricsUrls, ETCD_COUNTERS), pids: processes.map((child) => child.pid ?? 0).filter((pid) => pid > 0), stop };
 }
 
 /** Starts a three-node raftkv cluster (direct peer links) serving the etcd API; returns its endpoints. */
@@ -173,6 +199,7 @@ export async function startRaftkvForEtcdBench(cliPath: string): Promise<BenchTar
   return {
     endpoints: ids.map((id) => cluster.etcdEndpoint(id)),
     pids: ids.map((id) => cluster.pidOf(id) ?? 0).filter((pid) => pid > 0),
+    counters: () => scrapeCounters(ids.map((id) => `http://127.0.0.1:${cluster.httpEndpoint(id).port}/-/metrics`), RAFTKV_COUNTERS),
     stop: () => cluster.stop({ removeRunDirectory: true }),
   };
 }

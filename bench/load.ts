@@ -22,6 +22,8 @@ export interface LoadResult {
   readonly serverCpuMicrosPerOp?: number;
   /** CPU time of this (load generator) process per completed operation (µs). */
   readonly clientCpuMicrosPerOp: number;
+  /** How much each of the servers' counters (LoadOptions.counters) grew while measuring. */
+  readonly counterDeltas?: Readonly<Record<string, number>>;
 }
 
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ: 100 on every Linux we run on). */
@@ -48,6 +50,8 @@ export interface LoadOptions {
   readonly warmupSeconds?: number;
   /** Server process IDs whose CPU time is accounted per operation. */
   readonly serverPids?: readonly number[];
+  /** Reads the servers' counters (e.g. fsyncs); sampled when measuring starts and ends. */
+  readonly counters?: () => Promise<Record<string, number>>;
 }
 
 /**
@@ -80,6 +84,7 @@ export async function runLoad(name: string, clients: number, seconds: number, op
   };
   const workers = Array.from({ length: clients }, (_, client) => worker(client));
   await new Promise((resolve) => setTimeout(resolve, warmupSeconds * 1000));
+  const countersFrom = await options.counters?.();
   measuring = true;
   const measuredFrom = performance.now();
   const clientCpuFrom = process.cpuUsage();
@@ -89,6 +94,8 @@ export async function runLoad(name: string, clients: number, seconds: number, op
   const elapsedSeconds = (performance.now() - measuredFrom) / 1000;
   const clientCpu = process.cpuUsage(clientCpuFrom);
   const serverCpuSeconds = serverCpu() - serverCpuFrom;
+  const countersTo = await options.counters?.();
+  const counterDeltas = countersFrom === undefined || countersTo === undefined ? undefined : Object.fromEntries(Object.keys(countersTo).map((name) => [name, countersTo[name]! - (countersFrom[name] ?? 0)]));
   stop = true;
   await Promise.all(workers);
   latencies.sort((a, b) => a - b);
@@ -104,6 +111,7 @@ export async function runLoad(name: string, clients: number, seconds: number, op
     p99Ms: percentile(0.99),
     errorSamples,
     clientCpuMicrosPerOp: latencies.length === 0 ? NaN : (clientCpu.user + clientCpu.system) / latencies.length,
+    ...(counterDeltas === undefined ? {} : { counterDeltas }),
     ...(serverPids.length > 0 ? { serverCpuMicrosPerOp: latencies.length === 0 ? NaN : (serverCpuSeconds * 1e6) / latencies.length } : {}),
   };
 }

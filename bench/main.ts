@@ -161,7 +161,18 @@ function parseArguments(args: readonly string[]): BenchArguments {
 
 function cpuCell(result: LoadResult): string {
   const server = result.serverCpuMicrosPerOp === undefined ? '–' : Math.round(result.serverCpuMicrosPerOp).toString();
-  return `${server} / ${Math.round(result.clientCpuMicrosPerOp)}`;
+  const fsyncs = result.counterDeltas?.['fsyncs'];
+  const perOp = fsyncs === undefined || result.operations === 0 ? '–' : (fsyncs / result.operations).toFixed(2);
+  return `${server} / ${Math.round(result.clientCpuMicrosPerOp)} | ${perOp}`;
+}
+
+/** raftkv's batching figures of a workload: entries per fsync and Raft messages per operation. */
+function batchingLine(result: LoadResult): string | undefined {
+  const deltas = result.counterDeltas;
+  if (deltas?.['savedEntries'] === undefined || result.operations === 0) return undefined;
+  const entriesPerFsync = deltas['fsyncs']! > 0 ? deltas['savedEntries'] / deltas['fsyncs']! : NaN;
+  const messagesPerOp = deltas['peerMessages']! / result.operations;
+  return `- ${result.name.replace(/^raftkv /, '')}: ${Math.round(deltas['fsyncs']! / result.seconds)} fsyncs/s over the three members, ${entriesPerFsync.toFixed(1)} entries per fsync, ${messagesPerOp.toFixed(2)} Raft messages per operation`;
 }
 
 async function main(): Promise<void> {
@@ -205,7 +216,7 @@ async function main(): Promise<void> {
   const comparison = oursResults.map((result, index) => {
     const theirs = etcdResults?.[index];
     const name = result.name.replace(/^raftkv /, '');
-    if (theirs === undefined) return `| ${name} | ${Math.round(result.operationsPerSecond)} | ${result.p50Ms.toFixed(2)} / ${result.p99Ms.toFixed(2)} | ${cpuCell(result)} | – | – | – | – |`;
+    if (theirs === undefined) return `| ${name} | ${Math.round(result.operationsPerSecond)} | ${result.p50Ms.toFixed(2)} / ${result.p99Ms.toFixed(2)} | ${cpuCell(result)} | – | – | – | – | – |`;
     const ratio = result.operationsPerSecond / theirs.operationsPerSecond;
     return `| ${name} | ${Math.round(result.operationsPerSecond)} | ${result.p50Ms.toFixed(2)} / ${result.p99Ms.toFixed(2)} | ${cpuCell(result)} | ${Math.round(theirs.operationsPerSecond)} | ${theirs.p50Ms.toFixed(2)} / ${theirs.p99Ms.toFixed(2)} | ${cpuCell(theirs)} | ${ratio.toFixed(2)}× |`;
   });
@@ -225,11 +236,15 @@ async function main(): Promise<void> {
       ? []
       : [
           '',
-          'etcd v3 API, side by side (ops/s; latency p50 / p99 in ms; CPU µs per operation: the three servers / the load generator; ratio = raftkv / etcd throughput):',
+          'etcd v3 API, side by side (ops/s; latency p50 / p99 in ms; CPU µs per operation: the three servers / the load generator; WAL fsyncs per operation over the three members; ratio = raftkv / etcd throughput):',
           '',
-          '| workload | raftkv ops/s | raftkv p50 / p99 | raftkv CPU µs/op | etcd 3.4 ops/s | etcd p50 / p99 | etcd CPU µs/op | ratio |',
-          '|---|---|---|---|---|---|---|---|',
+          '| workload | raftkv ops/s | raftkv p50 / p99 | raftkv CPU µs/op | raftkv fsyncs/op | etcd 3.4 ops/s | etcd p50 / p99 | etcd CPU µs/op | etcd fsyncs/op | ratio |',
+          '|---|---|---|---|---|---|---|---|---|---|',
           ...comparison,
+          '',
+          'raftkv batching (from the members\' metrics while measuring):',
+          '',
+          ...oursResults.map(batchingLine).filter((line): line is string => line !== undefined),
         ]),
     ...(sweepRows.length === 0
       ? []

@@ -39,7 +39,7 @@ export class BackendQuota {
     /** The quota in bytes (etcd's default is 2 GiB). */
     readonly quotaBytes: number,
     private readonly dependencies: QuotaDependencies,
-    private readonly measureIntervalMs = 100,
+    private readonly measureIntervalMs = 1000,
     private readonly now: () => number = Date.now,
   ) {}
 

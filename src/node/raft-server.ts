@@ -70,6 +70,8 @@ import type { Metrics } from '../observability/metrics';
 
 /** The WAL as the runtime uses it (src/wal `Wal`). */
 export interface WalPort {
+  /** Bytes appended since the WAL was opened (for metrics). */
+  readonly writtenBytes?: number;
   save(hardState: HardState | undefined, entries: readonly Entry[], sync: boolean): Promise<void>;
   saveSnapshotMarker(marker: { index: LogIndex; term: number }): Promise<void>;
   releaseTo(index: LogIndex): Promise<void>;
@@ -642,9 +644,16 @@ export class RaftServer extends EventEmitter {
       if (ready.hardState !== undefined) this.unsavedCommitState = ready.hardState;
     } else if (ready.hardState !== undefined || ready.entries.length > 0) {
       const started = process.hrtime.bigint();
+      const writtenBefore = this.wal.writtenBytes ?? 0;
       await this.wal.save(ready.hardState ?? this.unsavedCommitState, ready.entries, ready.mustSync);
       this.unsavedCommitState = undefined;
-      if (ready.mustSync) this.metrics?.fsyncSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+      if (this.metrics !== undefined) {
+        this.metrics.walWrittenBytes.inc((this.wal.writtenBytes ?? 0) - writtenBefore);
+        if (ready.mustSync) {
+          this.metrics.fsyncSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+          this.metrics.walSaveEntries.observe(ready.entries.length);
+        }
+      }
     }
     if (ready.snapshot !== undefined) this.storage.applySnapshot(ready.snapshot);
     if (ready.hardState !== undefined) {
@@ -661,7 +670,11 @@ export class RaftServer extends EventEmitter {
     }
     for (const readState of ready.readStates) this.reads.onReadState(readState);
     for (const rejected of ready.rejectedProposals) this.onRejectedProposals(rejected.entries, rejected.reason);
-    if (ready.committedEntries.length > 0) await this.enqueueApply(ready.committedEntries);
+    if (ready.committedEntries.length > 0) {
+      this.metrics?.committedEntries.inc(ready.committedEntries.length);
+      this.metrics?.applyBatchEntries.observe(ready.committedEntries.length);
+      await this.enqueueApply(ready.committedEntries);
+    }
   }
 
   /**
@@ -711,7 +724,9 @@ export class RaftServer extends EventEmitter {
   }
 
   private send(messages: readonly Message[]): void {
-    if (messages.length > 0) this.transport.send(messages);
+    if (messages.length === 0) return;
+    this.metrics?.peerMessagesSent.inc(messages.length);
+    this.transport.send(messages);
   }
 
   private onSoftState(lead: NodeId, role: Role): void {

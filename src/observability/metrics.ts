@@ -61,6 +61,12 @@ export interface Metrics {
   readonly fsyncSeconds: Histogram;
   /** Bytes written to the WAL (etcd: disk_wal_write_bytes_total). */
   readonly walWrittenBytes: Counter;
+  /** Entries per synced WAL save: the group commit's batch size. */
+  readonly walSaveEntries: Histogram;
+  /** Entries per apply batch handed to the state machine. */
+  readonly applyBatchEntries: Histogram;
+  /** Raft messages handed to the peer transport. */
+  readonly peerMessagesSent: Counter;
   /** Elections this node started (campaigns, including pre-votes that became votes). */
   readonly elections: Counter;
   /** Changes of the leader seen by this node (etcd: server_leader_changes_seen_total). */
@@ -82,6 +88,9 @@ export interface MetricsOptions {
   /** Whether to register prom-client's default process metrics. Default true. */
   readonly processMetrics?: boolean;
 }
+
+/** Histogram buckets for batch sizes (entries): 1 to 4096. */
+const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
 
 /** Histogram buckets for disk and consensus latencies: 1 ms to about 8 s (as etcd). */
 const LATENCY_BUCKETS_SECONDS = exponentialBuckets(0.001, 2, 14);
@@ -145,6 +154,23 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     walWrittenBytes: new Counter({
       name: 'raftkv_wal_written_bytes_total',
       help: 'Bytes written to the WAL (etcd_disk_wal_write_bytes_total).',
+      registers,
+    }),
+    walSaveEntries: new Histogram({
+      name: 'raftkv_wal_save_entries',
+      help: 'Entries per synced WAL save (one fsync each): the group commit batch size.',
+      buckets: BATCH_BUCKETS,
+      registers,
+    }),
+    applyBatchEntries: new Histogram({
+      name: 'raftkv_apply_batch_entries',
+      help: 'Committed entries per batch applied to the state machine.',
+      buckets: BATCH_BUCKETS,
+      registers,
+    }),
+    peerMessagesSent: new Counter({
+      name: 'raftkv_peer_messages_sent_total',
+      help: 'Raft messages handed to the peer transport (heartbeats, appends, votes, responses).',
       registers,
     }),
     elections: new Counter({

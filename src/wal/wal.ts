@@ -158,6 +158,7 @@ export class Wal {
   private active: WalFile | undefined;
   private activeOffset: number;
   private unsynced = false;
+  private appendedBytes = 0;
   private failure: WalError | undefined;
   private closed = false;
   private queue: Promise<unknown> = Promise.resolve();
@@ -274,6 +275,11 @@ export class Wal {
       await lock.release().catch(() => undefined);
       throw error;
     }
+  }
+
+  /** Bytes appended since this Wal was opened (read by the runtime's metrics). */
+  get writtenBytes(): number {
+    return this.appendedBytes;
   }
 
   /**
@@ -426,6 +432,7 @@ export class Wal {
       throw this.poison(ioError('write', this.activePath(), cause));
     }
     this.activeOffset += buffer.length;
+    this.appendedBytes += buffer.length;
     this.unsynced = true;
     if (sync) await this.syncActive();
   }
