@@ -36,7 +36,7 @@ const KvClientConstructor = grpc.makeGenericClientConstructor(etcdServiceDefinit
 function connect(endpoints: readonly string[], connections: number): KvClient[] {
   return Array.from(
     { length: connections },
-    (_, index) => new KvClientConstructor(endpoints[index % endpoints.length]!, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }),
+    (_, index) => new KvClientConstructor(endpoints[index % endpoints.length]!, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1, 'grpc.enable_channelz': 0 }),
   );
 }
 

@@ -32,6 +32,7 @@ export class GrpcPeerClient implements PeerClient {
       // Reconnect quickly to a peer that comes back; the ring decides whether we try at all.
       'grpc.initial_reconnect_backoff_ms': 100,
       'grpc.max_reconnect_backoff_ms': 1000,
+      'grpc.enable_channelz': 0,
     });
   }
 

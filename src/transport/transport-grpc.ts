@@ -201,6 +201,8 @@ export class GrpcTransport implements Transport {
         // The channel's own reconnection follows the same pace as ours.
         'grpc.initial_reconnect_backoff_ms': reconnectDelayInitialMs,
         'grpc.max_reconnect_backoff_ms': reconnectDelayMaxMs,
+        // No channelz statistics: nobody reads them, and they cost on every message.
+        'grpc.enable_channelz': 0,
       },
       queueMessagesMax: options.queueMessagesMax ?? 4096,
       queueBytesMax: options.queueBytesMax ?? 64 * 1024 * 1024,
@@ -215,6 +217,7 @@ export class GrpcTransport implements Transport {
       'grpc.max_send_message_length': GRPC_MESSAGE_BYTES_MAX,
       'grpc.keepalive_time_ms': KEEPALIVE_TIME_MS,
       'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
+      'grpc.enable_channelz': 0,
     });
     this.server.addService(RAFT_TRANSPORT_SERVICE, {
       Stream: (
