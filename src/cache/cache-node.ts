@@ -212,7 +212,7 @@ export class CacheNode implements PeerPicker {
       await watch.start();
     }
     // 2. Peer server.
-    const server = new grpc.Server({ 'grpc.enable_channelz': 0 });
+    const server = new grpc.Server();
     server.addService(CACHE_PEER_SERVICE, {
       Get: (call: grpc.ServerUnaryCall<PeerGetRequest, PeerGetResponse>, callback: grpc.sendUnaryData<PeerGetResponse>) => {
         const group = this.groups.get(call.request.group);

@@ -217,7 +217,7 @@ export class GrpcTransport implements Transport {
       'grpc.max_send_message_length': GRPC_MESSAGE_BYTES_MAX,
       'grpc.keepalive_time_ms': KEEPALIVE_TIME_MS,
       'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
-      'grpc.enable_channelz': 0,
+      // channelz stays on: see src/api/grpc/etcd-server.ts (forceShutdown needs it).
     });
     this.server.addService(RAFT_TRANSPORT_SERVICE, {
       Stream: (

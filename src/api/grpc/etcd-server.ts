@@ -66,8 +66,9 @@ export function createEtcdGrpcServer(backend: EtcdBackend, options: EtcdGrpcServ
   const server = new grpc.Server({
     'grpc.max_receive_message_length': backend.maxRequestBytes + GRPC_OVERHEAD_BYTES,
     'grpc.max_send_message_length': -1,
-    // channelz keeps per-call statistics nobody reads here; it showed in profiles of the Put path.
-    'grpc.enable_channelz': 0,
+    // channelz stays ON for servers: with it off, grpc-js 1.14's forceShutdown() no longer
+    // destroys established sessions (they are tracked only in the channelz path), so stop()
+    // would leave clients connected.
   });
   const leaderMonitor = new LeaderMonitor(() => backend.hasLeader(), options.noLeaderCancelMs ?? NO_LEADER_CANCEL_MS_DEFAULT);
   const watchService = createWatchService(backend, {
