@@ -4,9 +4,9 @@
  * value. Values of past revisions live only in level (see record-codec.ts) and are fetched by
  * revision.
  *
- * Ordered scans use a sorted array of keys with binary search. Keys are {@link KeyString}s, so
- * string comparison is byte comparison. New keys are spliced in (O(n) moves, cheap next to the
- * disk write that accompanies every write); a bulk load sorts once.
+ * Ordered scans use {@link SortedKeys} (sorted blocks: an insertion moves one block, not the
+ * whole key list — with a million keys a single sorted array made every new key move megabytes).
+ * Keys are {@link KeyString}s, so string comparison is byte comparison. A bulk load sorts once.
  *
  * Invariants (per {@link KeyEntry}):
  * - `revisions` is strictly ascending by (main, sub) and never empty while the entry is indexed;
@@ -19,6 +19,7 @@
  * go. A key left with no revisions leaves the index.
  */
 import type { KeyRange, KeyString } from './key-range';
+import { SortedKeys } from './sorted-keys';
 import type { LeaseId, Revision } from './types';
 
 /** Where one version of a key lives: (main, sub) revision; a tombstone marks a deletion. */
@@ -79,7 +80,7 @@ export function pointerBefore(entry: KeyEntry, pointer: { main: Revision; sub: n
 /** The key index. Not persistent: rebuilt from level at open (MvccStore.open). */
 export class KeyIndex {
   private readonly entries = new Map<KeyString, KeyEntry>();
-  private sortedKeys: KeyString[] = [];
+  private sortedKeys = new SortedKeys();
   private sortedKeysStale = false;
 
   /** Number of keys with kept history (live or deleted-but-not-compacted). */
@@ -101,7 +102,7 @@ export class KeyIndex {
     if (entry === undefined) {
       entry = { key, revisions: [], current: undefined };
       this.entries.set(key, entry);
-      if (!this.sortedKeysStale) this.sortedKeys.splice(this.lowerBound(key), 0, key);
+      if (!this.sortedKeysStale) this.sortedKeys.insert(key);
     }
     const last = entry.revisions[entry.revisions.length - 1];
     if (last !== undefined && compareRevisions(last, pointer) >= 0) {
@@ -121,14 +122,14 @@ export class KeyIndex {
 
   /** Ends a bulk load (see {@link beginBulkLoad}). */
   endBulkLoad(): void {
-    this.sortedKeys = [...this.entries.keys()].sort();
+    this.sortedKeys = SortedKeys.fromSorted([...this.entries.keys()].sort());
     this.sortedKeysStale = false;
   }
 
   /** Removes every entry (snapshot restore). */
   clear(): void {
     this.entries.clear();
-    this.sortedKeys = [];
+    this.sortedKeys = new SortedKeys();
     this.sortedKeysStale = false;
   }
 
@@ -142,12 +143,8 @@ export class KeyIndex {
       return;
     }
     if (range.end !== null && range.end <= range.start) return;
-    const keys = this.sortedKeys;
-    for (let index = this.lowerBound(range.start); index < keys.length; index += 1) {
-      const key = keys[index]!;
-      if (range.end !== null && key >= range.end) return;
-      if (!visit(this.entries.get(key)!)) return;
-    }
+    const end = range.end;
+    this.sortedKeys.forEachFrom(range.start, (key) => (end === null || key < end) && visit(this.entries.get(key)!));
   }
 
   /** Every entry in ascending key order (snapshots, hashing). */
@@ -177,19 +174,7 @@ export class KeyIndex {
         removedKeys = true;
       }
     }
-    if (removedKeys) this.sortedKeys = this.sortedKeys.filter((key) => this.entries.has(key));
+    if (removedKeys) this.sortedKeys.retain((key) => this.entries.has(key));
     return dropped;
-  }
-
-  private lowerBound(key: KeyString): number {
-    const keys = this.sortedKeys;
-    let low = 0;
-    let high = keys.length;
-    while (low < high) {
-      const middle = (low + high) >>> 1;
-      if (keys[middle]! < key) low = middle + 1;
-      else high = middle;
-    }
-    return low;
   }
 }
