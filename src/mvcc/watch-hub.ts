@@ -23,7 +23,7 @@
  * moves every watcher to unsynced, since history may have jumped.
  */
 import { assert } from './errors';
-import { rangeContains, resolveRange, toKeyString, type KeyRange } from './key-range';
+import { rangeContains, resolveRange, toKeyString, type KeyRange, type KeyString } from './key-range';
 import type { MvccStore } from './mvcc-store';
 import { EventType, type MvccEvent, type Revision } from './types';
 
@@ -155,8 +155,8 @@ export class Watcher {
     for (const event of events) {
       if (event.type === EventType.Put && this.options.noPut === true) continue;
       if (event.type === EventType.Delete && this.options.noDelete === true) continue;
-      if (!rangeContains(this.range, toKeyString(event.kv.key))) continue;
-      if (this.options.prevKv !== true && event.prevKv !== undefined) selected.push({ type: event.type, kv: event.kv });
+      if (!rangeContains(this.range, keyStringOf(event))) continue;
+      if (this.options.prevKv !== true && event.prevKv !== undefined) selected.push(withoutPreviousKv(event));
       else selected.push(event);
     }
     return selected;
@@ -267,4 +267,29 @@ export class WatchHub {
       watcher.offer(revision, events, this.bufferedEventsMax);
     }
   }
+}
+
+/**
+ * `event` without its previous KeyValue, the SAME object for every watcher that asked for none:
+ * the watch service encodes each event object once (by identity) however many watchers get it.
+ */
+const eventsWithoutPreviousKv = new WeakMap<MvccEvent, MvccEvent>();
+
+/** The event's key as a KeyString, computed once per event however many watchers test it. */
+const eventKeyStrings = new WeakMap<MvccEvent, KeyString>();
+function keyStringOf(event: MvccEvent): KeyString {
+  let key = eventKeyStrings.get(event);
+  if (key === undefined) {
+    key = toKeyString(event.kv.key);
+    eventKeyStrings.set(event, key);
+  }
+  return key;
+}
+function withoutPreviousKv(event: MvccEvent): MvccEvent {
+  let stripped = eventsWithoutPreviousKv.get(event);
+  if (stripped === undefined) {
+    stripped = { type: event.type, kv: event.kv };
+    eventsWithoutPreviousKv.set(event, stripped);
+  }
+  return stripped;
 }

@@ -93,9 +93,13 @@ export function encodedSizeBytes(message: ProtoObject): number {
   return size ?? 0;
 }
 
-/** protobufjs writes 64-bit fields from numbers, strings or Longs, not bigints: turn bigints into decimal strings. */
+/**
+ * protobufjs writes 64-bit fields from numbers, strings or Long-like `{low, high}` objects, not
+ * bigints: turn bigints into their two 32-bit halves (two's complement for negative int64), which
+ * protobufjs takes as they are (a decimal string would be parsed again on every encode).
+ */
 function withoutBigints(value: unknown): unknown {
-  if (typeof value === 'bigint') return value.toString();
+  if (typeof value === 'bigint') return { low: Number(BigInt.asUintN(32, value)) | 0, high: Number(BigInt.asUintN(32, value >> 32n)) | 0, unsigned: value >= 0n };
   if (Array.isArray(value)) return value.map(withoutBigints);
   if (value === null || typeof value !== 'object' || value instanceof Uint8Array) return value;
   const result: ProtoObject = {};
@@ -121,7 +125,9 @@ export function etcdServiceDefinition(serviceName: EtcdServiceName): grpc.Servic
       responseStream: method.responseStream === true,
       requestSerialize: (message: ProtoObject) => requestCodec.encode(message),
       requestDeserialize: (bytes: Buffer) => requestCodec.decode(bytes),
-      responseSerialize: (message: ProtoObject) => responseCodec.encode(message),
+      // A Buffer is a response the service already encoded (the watch service shares the
+      // encoding of an event between every watcher that receives it): sent as it is.
+      responseSerialize: (message: ProtoObject | Buffer) => (Buffer.isBuffer(message) ? message : responseCodec.encode(message)),
       responseDeserialize: (bytes: Buffer) => responseCodec.decode(bytes),
       originalName: method.name,
     };

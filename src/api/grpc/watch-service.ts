@@ -32,7 +32,7 @@
  * released.
  */
 import * as grpc from '@grpc/grpc-js';
-import type { EtcdBackend } from './backend';
+import type { EtcdBackend, HeaderFields } from './backend';
 import { gatewayErrorStatus, ETCD_MESSAGES, toServiceError, type EtcdStatus } from './etcd-errors';
 import {
   boolField,
@@ -278,13 +278,13 @@ class WatchStream {
   }
 
   private sendEvents(entry: StreamWatcher, events: readonly MvccEvent[]): void {
-    const base: ProtoObject = { header: this.header(), watch_id: entry.id };
-    const encoded = events.map(encodeEvent);
-    if (!entry.fragment || encoded.length < 2) {
-      this.send({ ...base, events: encoded });
+    if (!entry.fragment || events.length < 2) {
+      // A pre-encoded response: etcd-proto.ts's serializer passes Buffers through.
+      if (!this.closed) this.call.write(encodedEventsResponse(this.backend.header(), entry.id, events) as unknown as ProtoObject);
       return;
     }
-    for (const fragment of splitFragments(base, encoded, this.backend.maxRequestBytes)) this.send(fragment);
+    const base: ProtoObject = { header: this.header(), watch_id: entry.id };
+    for (const fragment of splitFragments(base, events.map(encodeEvent), this.backend.maxRequestBytes)) this.send(fragment);
   }
 
   /** etcd's progress ticker: notify quiet, caught-up watchers that asked for it. */
@@ -311,6 +311,55 @@ class WatchStream {
   private wakeWriters(): void {
     for (const wake of this.drainWaiters.splice(0)) wake();
   }
+}
+
+/** WatchResponse field tags (rpc.proto): header = 1, watch_id = 2 (varint), events = 11. */
+const HEADER_TAG = (1 << 3) | 2;
+const WATCH_ID_TAG = (2 << 3) | 0;
+const EVENTS_TAG = (11 << 3) | 2;
+const headerCodec = messageCodec('etcdserverpb.ResponseHeader');
+
+/** Each event's encoding as a WatchResponse `events` field, made once per event object. */
+const encodedEventFields = new WeakMap<MvccEvent, Buffer>();
+/** The last header encoded as a WatchResponse `header` field (a burst shares one revision). */
+let lastHeaderField: { readonly key: string; readonly bytes: Buffer } | undefined;
+
+/**
+ * A WatchResponse `{header, watch_id, events}` as bytes, in field order as Go's encoder writes it.
+ * Delivering one revision to a thousand watchers encodes each event and the header once, not a
+ * thousand times: only the watch_id differs between them.
+ */
+function encodedEventsResponse(fields: HeaderFields, watchId: number, events: readonly MvccEvent[]): Buffer {
+  const headerKey = `${fields.clusterId}/${fields.memberId}/${fields.revision}/${fields.raftTerm}`;
+  if (lastHeaderField?.key !== headerKey) {
+    lastHeaderField = { key: headerKey, bytes: lengthDelimitedField(HEADER_TAG, headerCodec.encode(encodeHeader(fields, fields.revision))) };
+  }
+  const parts: Buffer[] = [lastHeaderField.bytes];
+  if (watchId !== 0) parts.push(Buffer.from([WATCH_ID_TAG, ...varintBytes(watchId)]));
+  for (const event of events) {
+    let field = encodedEventFields.get(event);
+    if (field === undefined) {
+      field = lengthDelimitedField(EVENTS_TAG, eventCodec.encode(encodeEvent(event)));
+      encodedEventFields.set(event, field);
+    }
+    parts.push(field);
+  }
+  return Buffer.concat(parts);
+}
+
+function lengthDelimitedField(tag: number, body: Buffer): Buffer {
+  return Buffer.concat([Buffer.from([tag, ...varintBytes(body.length)]), body]);
+}
+
+/** The varint encoding of a non-negative safe integer. */
+function varintBytes(value: number): number[] {
+  const bytes: number[] = [];
+  while (value >= 0x80) {
+    bytes.push((value % 0x80) | 0x80);
+    value = Math.floor(value / 0x80);
+  }
+  bytes.push(value);
+  return bytes;
 }
 
 /** Encodes mvccpb.Event. */
