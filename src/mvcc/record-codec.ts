@@ -20,7 +20,7 @@
  * immutable once written; only compaction deletes records. A tombstone record carries the key and
  * zeroes elsewhere.
  */
-import type { KeyValue, LeaseId, LeaseState, Revision } from './types';
+import { NO_LEASE, type KeyValue, type LeaseId, type LeaseState, type Revision } from './types';
 
 /** Prefix of meta keys. */
 export const META_PREFIX = 0x00;
@@ -145,7 +145,8 @@ export function decodeRecord(bytes: Uint8Array, modRevision: Revision): StoredRe
       modRevision,
       version: Number(buffer.readBigUInt64BE(10)),
       value,
-      lease: buffer.readBigInt64BE(18),
+      // No BigInt per record for the usual "no lease": a million cached values each held one.
+      lease: buffer.readUInt32BE(18) === 0 && buffer.readUInt32BE(22) === 0 ? NO_LEASE : buffer.readBigInt64BE(18),
     },
   };
 }
