@@ -106,7 +106,15 @@ export function recordKeyLowerBound(main: Revision): Buffer {
 export function decodeRecordKey(key: Uint8Array): { main: Revision; sub: number } {
   if (key.length !== RECORD_KEY_BYTES || key[0] !== RECORD_PREFIX) throw new Error('mvcc store damaged: bad record key');
   const buffer = Buffer.from(key.buffer, key.byteOffset, key.byteLength);
-  return { main: Number(buffer.readBigUInt64BE(1)), sub: buffer.readUInt32BE(9) };
+  return { main: readUint64Number(buffer, 1), sub: buffer.readUInt32BE(9) };
+}
+
+/**
+ * A big-endian u64 as a number, without a BigInt (a restart decodes millions of them). Every
+ * u64 stored here (revisions, versions) is below 2^53.
+ */
+function readUint64Number(buffer: Buffer, offset: number): number {
+  return buffer.readUInt32BE(offset) * 0x1_0000_0000 + buffer.readUInt32BE(offset + 4);
 }
 
 /** A decoded record: the full KeyValue (mod_revision from the record key) and its tombstone flag. */
@@ -141,9 +149,9 @@ export function decodeRecord(bytes: Uint8Array, modRevision: Revision): StoredRe
     tombstone: (buffer[1]! & 1) === 1,
     kv: {
       key,
-      createRevision: Number(buffer.readBigUInt64BE(2)),
+      createRevision: readUint64Number(buffer, 2),
       modRevision,
-      version: Number(buffer.readBigUInt64BE(10)),
+      version: readUint64Number(buffer, 10),
       value,
       // No BigInt per record for the usual "no lease": a million cached values each held one.
       lease: buffer.readUInt32BE(18) === 0 && buffer.readUInt32BE(22) === 0 ? NO_LEASE : buffer.readBigInt64BE(18),
