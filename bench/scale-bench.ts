@@ -13,7 +13,8 @@
  *    AND compacted its log past the first entries (etcd 3.4 keeps 5,000 entries after a snapshot
  *    and snapshots every `--snapshot-count` applied entries; see {@link paddedRaftIndex}). Both
  *    systems run with the same `--snapshot-count` ({@link SNAPSHOT_COUNT}).
- * 3. Resident memory: VmRSS (/proc/<pid>/status) of each member, max and mean.
+ * 3. Resident memory right after the load: VmRSS (/proc/<pid>/status) of each member, max and
+ *    mean, and the largest anonymous part (RssAnon), which leaves out mapped files.
  * 4. Restart: a follower is SIGKILLed and started again with the same flags; timed from the spawn
  *    until a SERIALIZABLE Range on it returns the value of a key written before the kill, then
  *    until a linearizable Range on it succeeds.
@@ -90,6 +91,8 @@ export interface ScaleResult {
   /** VmRSS of the three members after loading, MiB. */
   readonly residentMaxMiB?: number;
   readonly residentMeanMiB?: number;
+  /** The largest RssAnon of the three, MiB. */
+  readonly residentAnonymousMaxMiB?: number;
   /** Restart of a SIGKILLed follower: spawn → serializable Range answers the right value, and → a linearizable Range succeeds. */
   readonly restartServeSeconds?: number;
   readonly restartLinearizableSeconds?: number;
@@ -165,10 +168,15 @@ export function paddedRaftIndex(snapshotCount: number): number {
   return (Math.floor((ETCD_SNAPSHOT_CATCH_UP_ENTRIES + 100) / period) + 1) * period + 100;
 }
 
-function residentMiB(pid: number): number | undefined {
+/**
+ * Resident memory of a process, MiB: all of it (VmRSS) and its anonymous part (RssAnon: heaps,
+ * not pages of mapped files such as etcd's bbolt database, which the kernel can drop).
+ */
+function residentMiB(pid: number): { total: number; anonymous: number } | undefined {
   try {
-    const match = /^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return match === null ? undefined : Number(match[1]) / 1024;
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB$`, 'm').exec(status)?.[1] ?? NaN) / 1024;
+    return { total: field('VmRSS'), anonymous: field('RssAnon') };
   } catch {
     return undefined;
   }
@@ -331,9 +339,11 @@ export async function scaleBench(target: ScaleTarget, options: ScaleBenchOptions
       if (mib === undefined) throw new Error(`member ${member} is not running`);
       return mib;
     });
-    figures.residentMaxMiB = Math.max(...resident);
-    figures.residentMeanMiB = resident.reduce((sum, mib) => sum + mib, 0) / resident.length;
-    progress(`${label}: VmRSS ${resident.map((mib) => mib.toFixed(0)).join(', ')} MiB`);
+    const totals = resident.map((mib) => mib.total);
+    figures.residentMaxMiB = Math.max(...totals);
+    figures.residentMeanMiB = totals.reduce((sum, mib) => sum + mib, 0) / totals.length;
+    figures.residentAnonymousMaxMiB = Math.max(...resident.map((mib) => mib.anonymous));
+    progress(`${label}: VmRSS ${resident.map((mib) => `${mib.total.toFixed(0)} (anonymous ${mib.anonymous.toFixed(0)})`).join(', ')} MiB`);
   });
 
   await step('restart', async () => {
@@ -414,9 +424,14 @@ const SCALE_MEASURES: readonly Measure<ScaleResult>[] = [
   },
   { name: 'load: Txns retried; Raft index after load (padding Puts)', cell: (r) => `${r.loadRetries}; ${r.raftIndex ?? '–'} (${r.paddingPuts ?? '–'})` },
   {
-    name: 'VmRSS per member after load, max / mean MiB (ratio of max)',
+    name: 'VmRSS per member right after the load, max / mean MiB (ratio of max)',
     cell: (r) => (r.residentMaxMiB === undefined ? 'failed' : `${r.residentMaxMiB.toFixed(0)} / ${r.residentMeanMiB!.toFixed(0)}`),
     figure: (r) => r.residentMaxMiB,
+  },
+  {
+    name: '… of which anonymous (RssAnon: heaps, not mapped files), max MiB',
+    cell: (r) => (r.residentAnonymousMaxMiB === undefined ? 'failed' : r.residentAnonymousMaxMiB.toFixed(0)),
+    figure: (r) => r.residentAnonymousMaxMiB,
   },
   { name: 'restart of a SIGKILLed follower: spawn → serializable Range of a key written before, s', cell: (r) => seconds(r.restartServeSeconds), figure: (r) => r.restartServeSeconds },
   { name: 'restart: spawn → first linearizable Range on it, s', cell: (r) => seconds(r.restartLinearizableSeconds), figure: (r) => r.restartLinearizableSeconds },
