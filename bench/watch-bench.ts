@@ -594,7 +594,10 @@ export async function watchBench(label: string, target: BenchTarget, options: Wa
 const WATCH_MEASURES: readonly Measure<WatchResult>[] = [
   { name: 'puts issued / scheduled (achieved rate)', cell: (r) => `${count(r.putsIssued)} / ${count(r.putsScheduled)} (${Math.round(r.putRateAchieved)}/s)` },
   { name: 'puts failed / skipped; put p99 ms', cell: (r) => `${r.putsFailed} / ${r.putsSkipped}; ${milliseconds(r.putP99Ms)}` },
-  { name: 'events delivered / expected (puts × watchers)', cell: (r) => `${count(r.eventsDelivered)} / ${count(r.eventsExpected)}` },
+  {
+    name: 'events delivered / expected (successful puts × watchers)',
+    cell: (r) => `${count(r.eventsDelivered)} / ${count(r.eventsExpected)}${r.eventsOfFailedPuts === 0 ? '' : ` (delivered include ${count(r.eventsOfFailedPuts)} of failed puts)`}`,
+  },
   {
     name: 'events missing / duplicated / out of order',
     cell: (r) => `${r.eventsMissing === 0 ? '0' : `**${count(r.eventsMissing)} MISSING**`} / ${r.eventsDuplicated} / ${r.eventsOutOfOrder}`,
