@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { etcdServiceDefinition, type ProtoObject } from '../src/api/grpc/etcd-proto';
+import { etcdServiceDefinition, type EtcdServiceName, type ProtoObject } from '../src/api/grpc/etcd-proto';
 import { Cluster, pickFreePort } from '../src/testing/jepsen/cluster';
 import { waitUntil } from '../src/testing/jepsen/wait-until';
 import { runLoad, type LoadResult } from './load';
@@ -20,30 +20,50 @@ import { runLoad, type LoadResult } from './load';
 const VALUE = Buffer.alloc(256, 'v');
 const KEY_SPACE = 10_000;
 
-type UnaryMethod = (request: ProtoObject, callback: (error: grpc.ServiceError | null, response?: ProtoObject) => void) => void;
-interface KvClient extends grpc.Client {
-  Put: UnaryMethod;
-  Range: UnaryMethod;
+type UnaryMethod = (
+  request: ProtoObject,
+  options: grpc.CallOptions,
+  callback: (error: grpc.ServiceError | null, response?: ProtoObject) => void,
+) => void;
+
+/** A grpc-js client of one etcd service (KV, Cluster, Maintenance, ...); call it with {@link unary}. */
+export type EtcdClient = grpc.Client & { readonly [method: string]: UnaryMethod };
+
+type EtcdClientConstructor = new (address: string, credentials: grpc.ChannelCredentials, options: grpc.ChannelOptions) => EtcdClient;
+
+const clientConstructors = new Map<EtcdServiceName, EtcdClientConstructor>();
+
+/**
+ * Channel options of every benchmark client: its own connection (not shared with the other
+ * clients of this process), and a reconnect backoff of at most 100 ms instead of grpc-js's 1 s
+ * growing to 2 min, so a client polling a member that restarts sees it as soon as it listens.
+ */
+const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.use_local_subchannel_pool': 1,
+  'grpc.initial_reconnect_backoff_ms': 20,
+  'grpc.max_reconnect_backoff_ms': 100,
+  'grpc.enable_channelz': 0,
+};
+
+/** A client of etcd service `service` on its own gRPC channel to `endpoint` (`host:port`). */
+export function etcdClient(service: EtcdServiceName, endpoint: string): EtcdClient {
+  let constructor = clientConstructors.get(service);
+  if (constructor === undefined) {
+    constructor = grpc.makeGenericClientConstructor(etcdServiceDefinition(service), service) as unknown as EtcdClientConstructor;
+    clientConstructors.set(service, constructor);
+  }
+  return new constructor(endpoint, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
 }
 
-const KvClientConstructor = grpc.makeGenericClientConstructor(etcdServiceDefinition('KV'), 'KV') as unknown as new (
-  address: string,
-  credentials: grpc.ChannelCredentials,
-  options: grpc.ChannelOptions,
-) => KvClient;
-
-/** `connections` separate gRPC channels spread over `endpoints`. */
-function connect(endpoints: readonly string[], connections: number): KvClient[] {
-  return Array.from(
-    { length: connections },
-    (_, index) => new KvClientConstructor(endpoints[index % endpoints.length]!, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1, 'grpc.enable_channelz': 0 }),
-  );
+/** Calls unary method `method` of `client`; rejects with `<code>: <details>` (and after `timeoutMs`, if given). */
+export function unary(client: EtcdClient, method: string, request: ProtoObject, timeoutMs?: number): Promise<ProtoObject> {
+  const callable = client[method];
+  if (callable === undefined) throw new Error(`no method ${method}`);
+  const options: grpc.CallOptions = timeoutMs === undefined ? {} : { deadline: Date.now() + timeoutMs };
+  return new Promise((resolve, reject) => {
+    callable.call(client, request, options, (error, response) => (error !== null ? reject(new Error(`${error.code}: ${error.details}`)) : resolve(response ?? {})));
+  });
 }
-
-const MaintenanceClientConstructor = grpc.makeGenericClientConstructor(etcdServiceDefinition('Maintenance'), 'Maintenance') as unknown as new (
-  address: string,
-  credentials: grpc.ChannelCredentials,
-) => grpc.Client & { Status: UnaryMethod };
 
 /**
  * The endpoint of the current leader (Maintenance.Status: `leader` equals the answering member's
@@ -55,9 +75,9 @@ async function leaderEndpoint(endpoints: readonly string[]): Promise<string> {
   return waitUntil(
     async () => {
       for (const endpoint of endpoints) {
-        const client = new MaintenanceClientConstructor(endpoint, grpc.credentials.createInsecure());
+        const client = etcdClient('Maintenance', endpoint);
         try {
-          const status = await new Promise<ProtoObject>((resolve, reject) => client.Status({}, (error, response) => (error !== null ? reject(error) : resolve(response ?? {}))));
+          const status = await unary(client, 'Status', {}, 5000);
           const header = status['header'] as ProtoObject | undefined;
           if (status['leader'] !== undefined && status['leader'] === header?.['member_id']) return endpoint;
         } catch {
@@ -72,10 +92,9 @@ async function leaderEndpoint(endpoints: readonly string[]): Promise<string> {
   );
 }
 
-function call(client: KvClient, method: 'Put' | 'Range', request: ProtoObject): Promise<ProtoObject> {
-  return new Promise((resolve, reject) => {
-    client[method](request, (error, response) => (error !== null ? reject(new Error(`${error.code}: ${error.details}`)) : resolve(response ?? {})));
-  });
+/** `connections` separate KV clients spread round-robin over `endpoints`. */
+export function connect(endpoints: readonly string[], connections: number): EtcdClient[] {
+  return Array.from({ length: connections }, (_, index) => etcdClient('KV', endpoints[index % endpoints.length]!));
 }
 
 /** A running three-member cluster under test: where its clients connect and its processes. */
@@ -118,14 +137,14 @@ export async function etcdWorkloads(label: string, target: BenchTarget, seconds:
   const results: LoadResult[] = [];
   try {
     await waitUntil(async () => {
-      await call(clients[0]!, 'Put', { key: Buffer.from('warmup'), value: VALUE });
+      await unary(clients[0]!, 'Put', { key: Buffer.from('warmup'), value: VALUE });
       return true;
     }, { timeoutMs: 30_000, description: `${label} to accept a Put` });
     const pick = (client: number) => clients[client % clients.length]!;
     progress(`${label}: Put, 64 clients over 8 connections, ${seconds}s`);
     results.push(
       await runLoad(`${label} Put, 64 clients / 8 conns`, 64, seconds, async (client, sequence) => {
-        await call(pick(client), 'Put', { key: Buffer.from(`bench/${(client * 7919 + sequence) % KEY_SPACE}`), value: VALUE });
+        await unary(pick(client), 'Put', { key: Buffer.from(`bench/${(client * 7919 + sequence) % KEY_SPACE}`), value: VALUE });
       }, options),
     );
     progress(`${label}: Put, 1 client (on the leader), ${seconds}s`);
@@ -133,7 +152,7 @@ export async function etcdWorkloads(label: string, target: BenchTarget, seconds:
     try {
       results.push(
         await runLoad(`${label} Put, 1 client (leader)`, 1, seconds, async (_client, sequence) => {
-          await call(leader!, 'Put', { key: Buffer.from(`bench/${sequence % KEY_SPACE}`), value: VALUE });
+          await unary(leader!, 'Put', { key: Buffer.from(`bench/${sequence % KEY_SPACE}`), value: VALUE });
         }, options),
       );
     } finally {
@@ -144,7 +163,7 @@ export async function etcdWorkloads(label: string, target: BenchTarget, seconds:
       progress(`${label}: Range ${mode}, 64 clients over 8 connections, ${seconds}s`);
       results.push(
         await runLoad(`${label} Range ${mode}, 64 clients / 8 conns`, 64, seconds, async (client, sequence) => {
-          await call(pick(client), 'Range', { key: Buffer.from(`bench/${(client * 7919 + sequence) % KEY_SPACE}`), serializable });
+          await unary(pick(client), 'Range', { key: Buffer.from(`bench/${(client * 7919 + sequence) % KEY_SPACE}`), serializable });
         }, options),
       );
     }
@@ -172,12 +191,12 @@ export async function etcdSweep(label: string, target: BenchTarget, seconds: num
       progress(`${label}: sweep, ${clientCount} clients, ${seconds}s each`);
       results.push(
         await runLoad(`${label} Put @${clientCount}`, clientCount, seconds, async (client, sequence) => {
-          await call(pick(client), 'Put', { key: Buffer.from(`sweep/${(client * 7919 + sequence) % KEY_SPACE}`), value: VALUE });
+          await unary(pick(client), 'Put', { key: Buffer.from(`sweep/${(client * 7919 + sequence) % KEY_SPACE}`), value: VALUE });
         }, options),
       );
       results.push(
         await runLoad(`${label} Range linearizable @${clientCount}`, clientCount, seconds, async (client, sequence) => {
-          await call(pick(client), 'Range', { key: Buffer.from(`sweep/${(client * 7919 + sequence) % KEY_SPACE}`) });
+          await unary(pick(client), 'Range', { key: Buffer.from(`sweep/${(client * 7919 + sequence) % KEY_SPACE}`) });
         }, options),
       );
     } finally {
@@ -187,56 +206,153 @@ export async function etcdSweep(label: string, target: BenchTarget, seconds: num
   return results;
 }
 
-/** A three-member etcd 3.4 on loopback, in a temp directory; `stop()` removes everything. */
-export async function startReferenceEtcd(): Promise<BenchTarget | undefined> {
+/** Options of {@link startReferenceEtcd}. */
+export interface ReferenceEtcdOptions {
+  /** More flags for every member, after the defaults (a flag given twice: the last wins). */
+  readonly extraFlags?: readonly string[];
+}
+
+/**
+ * A three-member etcd 3.4 under test, with process control for the benchmarks that stop,
+ * restart and add members. Members are numbered from 0 in the order they were created.
+ */
+export interface ReferenceEtcd extends BenchTarget {
+  /** The client endpoint (`127.0.0.1:port`) of member `index`. */
+  endpointOf(index: number): string;
+  /** The OS process ID of member `index` while it runs. */
+  pidOf(index: number): number | undefined;
+  /** SIGKILLs member `index` and resolves once it has exited. */
+  kill(index: number): Promise<void>;
+  /** Starts a killed member again with the same data directory and flags. */
+  restart(index: number): void;
+  /**
+   * Adds a member: picks its ports, lets `register` announce its peer URL to the cluster
+   * (MemberAdd), then starts it with `--initial-cluster-state existing` and the full
+   * `--initial-cluster` list. Resolves with its index once it is spawned.
+   */
+  addMember(register: (peerUrl: string) => Promise<void>): Promise<number>;
+  /** Everything member `index` has logged so far (stderr), across restarts. */
+  logOf(index: number): string;
+}
+
+interface EtcdMember {
+  readonly name: string;
+  readonly clientPort: number;
+  readonly peerPort: number;
+  readonly initialCluster: string;
+  readonly state: 'new' | 'existing';
+  process: ChildProcess | undefined;
+}
+
+function isRunning(child: ChildProcess | undefined): child is ChildProcess {
+  return child !== undefined && child.exitCode === null && child.signalCode === null;
+}
+
+function killProcess(child: ChildProcess | undefined): Promise<void> {
+  if (!isRunning(child)) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGKILL');
+  });
+}
+
+/**
+ * A three-member etcd 3.4 on loopback, in a temp directory (undefined when /usr/bin/etcd is not
+ * installed); `stop()` kills every member and removes everything.
+ */
+export async function startReferenceEtcd(options: ReferenceEtcdOptions = {}): Promise<ReferenceEtcd | undefined> {
   if (!fs.existsSync('/usr/bin/etcd')) return undefined;
   const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'raftkv-bench-etcd-'));
-  const members = await Promise.all([1, 2, 3].map(async (n) => ({ name: `e${n}`, client: await pickFreePort(), peer: await pickFreePort() })));
-  const initialCluster = members.map((m) => `${m.name}=http://127.0.0.1:${m.peer}`).join(',');
-  const processes: ChildProcess[] = members.map((m) =>
-    spawn(
+  const peerUrl = (member: { readonly peerPort: number }) => `http://127.0.0.1:${member.peerPort}`;
+  const members: EtcdMember[] = [];
+  const member = (index: number): EtcdMember => {
+    const found = members[index];
+    if (found === undefined) throw new Error(`no etcd member ${index}`);
+    return found;
+  };
+  const logFile = (m: EtcdMember) => path.join(directory, `${m.name}.log`);
+  const spawnMember = (m: EtcdMember) => {
+    m.process = spawn(
       '/usr/bin/etcd',
       [
         '--name', m.name,
         '--data-dir', path.join(directory, m.name),
-        '--listen-client-urls', `http://127.0.0.1:${m.client}`,
-        '--advertise-client-urls', `http://127.0.0.1:${m.client}`,
-        '--listen-peer-urls', `http://127.0.0.1:${m.peer}`,
-        '--initial-advertise-peer-urls', `http://127.0.0.1:${m.peer}`,
-        '--initial-cluster', initialCluster,
-        '--initial-cluster-state', 'new',
+        '--listen-client-urls', `http://127.0.0.1:${m.clientPort}`,
+        '--advertise-client-urls', `http://127.0.0.1:${m.clientPort}`,
+        '--listen-peer-urls', peerUrl(m),
+        '--initial-advertise-peer-urls', peerUrl(m),
+        '--initial-cluster', m.initialCluster,
+        '--initial-cluster-state', m.state,
         '--initial-cluster-token', 'raftkv-bench',
         '--log-level', 'error',
+        ...(options.extraFlags ?? []),
       ],
-      { stdio: ['ignore', 'ignore', fs.openSync(path.join(directory, `${m.name}.log`), 'a')] },
-    ),
-  );
-  const stop = async () => {
-    await Promise.all(
-      processes.map((child) =>
-        child.exitCode !== null || child.signalCode !== null
-          ? Promise.resolve()
-          : new Promise<void>((resolve) => {
-              child.once('exit', () => resolve());
-              child.kill('SIGKILL');
-            }),
-      ),
+      { stdio: ['ignore', 'ignore', fs.openSync(logFile(m), 'a')] },
     );
-    fs.rmSync(directory, { recursive: true, force: true });
   };
-  const metricsUrls = members.map((m) => `http://127.0.0.1:${m.client}/metrics`);
-  return { endpoints: members.map((m) => `127.0.0.1:${m.client}`), counters: () => scrapeCounters(metricsUrls, ETCD_COUNTERS), pids: processes.map((child) => child.pid ?? 0).filter((pid) => pid > 0), stop };
+  const newMember = async (name: string) => ({ name, clientPort: await pickFreePort(), peerPort: await pickFreePort() });
+  const initial = await Promise.all([1, 2, 3].map((n) => newMember(`e${n}`)));
+  const initialCluster = initial.map((m) => `${m.name}=${peerUrl(m)}`).join(',');
+  for (const m of initial) members.push({ ...m, initialCluster, state: 'new', process: undefined });
+  members.forEach(spawnMember);
+  return {
+    endpoints: members.map((m) => `127.0.0.1:${m.clientPort}`),
+    pids: members.map((m) => m.process?.pid ?? 0).filter((pid) => pid > 0),
+    counters: () => scrapeCounters(members.map((m) => `http://127.0.0.1:${m.clientPort}/metrics`), ETCD_COUNTERS),
+    endpointOf: (index) => `127.0.0.1:${member(index).clientPort}`,
+    pidOf: (index) => {
+      const child = member(index).process;
+      return isRunning(child) ? child.pid : undefined;
+    },
+    kill: (index) => killProcess(member(index).process),
+    restart: (index) => {
+      if (isRunning(member(index).process)) throw new Error(`etcd member ${index} is running`);
+      spawnMember(member(index));
+    },
+    addMember: async (register) => {
+      const added = await newMember(`e${members.length + 1}`);
+      await register(peerUrl(added));
+      const everyone = [...members, added].map((m) => `${m.name}=${peerUrl(m)}`).join(',');
+      const record: EtcdMember = { ...added, initialCluster: everyone, state: 'existing', process: undefined };
+      members.push(record);
+      spawnMember(record);
+      return members.length - 1;
+    },
+    logOf: (index) => {
+      const file = logFile(member(index));
+      return fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+    },
+    stop: async () => {
+      await Promise.all(members.map((m) => killProcess(m.process)));
+      fs.rmSync(directory, { recursive: true, force: true });
+    },
+  };
 }
 
-/** Starts a three-node raftkv cluster (direct peer links) serving the etcd API; returns its endpoints. */
-export async function startRaftkvForEtcdBench(cliPath: string): Promise<BenchTarget> {
-  const cluster = await Cluster.start({ size: 3, cliPath, tickMs: 100, electionTicks: 10, heartbeatTicks: 1, requestTimeoutMs: 5000, direct: true });
-  await cluster.waitUntilHealthy(30_000);
+/** A three-node raftkv cluster under test, with the harness for process control. */
+export interface RaftkvTarget extends BenchTarget {
+  readonly cluster: Cluster;
+}
+
+/**
+ * Starts a three-node raftkv cluster (direct peer links) serving the etcd API, with `extraFlags`
+ * for every node; resolves once every node reports healthy.
+ */
+export async function startRaftkvForEtcdBench(cliPath: string, extraFlags: readonly string[] = []): Promise<RaftkvTarget> {
+  const cluster = await Cluster.start({ size: 3, cliPath, tickMs: 100, electionTicks: 10, heartbeatTicks: 1, requestTimeoutMs: 5000, direct: true, extraFlags });
+  const stop = () => cluster.stop({ removeRunDirectory: true });
+  try {
+    await cluster.waitUntilHealthy(30_000);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
   const ids = cluster.runningIds();
   return {
+    cluster,
     endpoints: ids.map((id) => cluster.etcdEndpoint(id)),
     pids: ids.map((id) => cluster.pidOf(id) ?? 0).filter((pid) => pid > 0),
     counters: () => scrapeCounters(ids.map((id) => `http://127.0.0.1:${cluster.httpEndpoint(id).port}/-/metrics`), RAFTKV_COUNTERS),
-    stop: () => cluster.stop({ removeRunDirectory: true }),
+    stop,
   };
 }

@@ -153,3 +153,30 @@ export class HttpClient {
 export function formatRow(result: LoadResult): string {
   return `| ${result.name} | ${result.clients} | ${Math.round(result.operationsPerSecond).toLocaleString('en-US')} | ${result.p50Ms.toFixed(2)} | ${result.p99Ms.toFixed(2)} | ${result.errors} |`;
 }
+
+/** One measure of a raftkv-beside-etcd table: how to show a result, and the figure the ratio divides. */
+export interface Measure<R> {
+  readonly name: string;
+  cell(result: R): string;
+  /** The figure compared (ratio = raftkv / etcd); leave out where a ratio means nothing. */
+  figure?(result: R): number | undefined;
+}
+
+/**
+ * Rows `| measure | raftkv | etcd 3.4 | ratio |` of a side-by-side table. A system's outcome is its
+ * result, or a string saying why it has none ('failed: …', 'not installed'), shown in every row.
+ */
+export function comparisonRows<R>(measures: readonly Measure<R>[], ours: R | string, theirs: R | string): string[] {
+  const cell = (outcome: R | string, measure: Measure<R>) => (typeof outcome === 'string' ? outcome : measure.cell(outcome));
+  const figure = (outcome: R | string, measure: Measure<R>) => (typeof outcome === 'string' ? undefined : measure.figure?.(outcome));
+  return [
+    '| measure | raftkv | etcd 3.4 | ratio |',
+    '|---|---|---|---|',
+    ...measures.map((measure) => {
+      const mine = figure(ours, measure);
+      const reference = figure(theirs, measure);
+      const ratio = mine === undefined || reference === undefined || !Number.isFinite(mine / reference) ? '–' : `${(mine / reference).toFixed(2)}×`;
+      return `| ${measure.name} | ${cell(ours, measure)} | ${cell(theirs, measure)} | ${ratio} |`;
+    }),
+  ];
+}

@@ -54,8 +54,8 @@ export interface ClusterOptions {
   /** More flags for every node, e.g. `['--snapshot-count', '100']`. */
   readonly extraFlags?: readonly string[];
   /**
-   * No proxies: nodes reach each other directly (for benchmarks). Network faults are then
-   * unavailable; process faults still work.
+   * No proxies: nodes reach each other directly (for benchmarks), members added at run time
+   * included. Network faults are then unavailable; process faults still work.
    */
   readonly direct?: boolean;
   /** Scheme of every peer URL (`https` for peer TLS, with the certificates in the flags). Default http. */
@@ -286,21 +286,18 @@ export class Cluster {
     const peerPort = await this.freshPort();
     const httpPort = await this.freshPort();
     const etcdPort = await this.freshPort();
-    const inbound = await TcpProxy.start({ targetHost: HOST, targetPort: peerPort, listenPort: await this.freshPort() });
-    this.proxies.set(`*->${id}`, inbound);
+    const inboundPort = await this.inboundPeerPort(id, peerPort);
     const clusterUrls: string[] = [];
     for (let other = 1; other < id; other++) {
       const target = this.nodes.get(other);
       if (target === undefined) throw new Error(`no record of node ${other}`);
-      const outbound = await TcpProxy.start({ targetHost: HOST, targetPort: target.peerPort, listenPort: await this.freshPort() });
-      this.proxies.set(`${id}->${other}`, outbound);
-      clusterUrls.push(this.peerUrl(outbound.port));
+      clusterUrls.push(this.peerUrl(await this.outboundPeerPort(id, other, target.peerPort)));
     }
     clusterUrls.push(this.peerUrl(peerPort));
     this.nodes.set(id, this.newRecord(id, peerPort, httpPort, etcdPort, clusterUrls, true));
     const node = this.node(id);
     node.state = 'exited'; // a member, not started yet
-    await this.membershipRequest('POST', id, this.peerUrl(inbound.port), timeoutMs);
+    await this.membershipRequest('POST', id, this.peerUrl(inboundPort), timeoutMs);
     this.spawnNode(id);
     return id;
   }
@@ -317,19 +314,16 @@ export class Cluster {
     const peerPort = await this.freshPort();
     const httpPort = await this.freshPort();
     const etcdPort = await this.freshPort();
-    const inbound = await TcpProxy.start({ targetHost: HOST, targetPort: peerPort, listenPort: await this.freshPort() });
-    this.proxies.set(`*->${index}`, inbound);
+    const inboundPort = await this.inboundPeerPort(index, peerPort);
     const clusterUrls: string[] = [];
     for (let other = 1; other <= this.options.size; other++) {
       const target = this.node(other);
-      const outbound = await TcpProxy.start({ targetHost: HOST, targetPort: target.peerPort, listenPort: await this.freshPort() });
-      this.proxies.set(`${index}->${other}`, outbound);
-      clusterUrls.push(`http://${HOST}:${outbound.port}`);
+      clusterUrls.push(`http://${HOST}:${await this.outboundPeerPort(index, other, target.peerPort)}`);
     }
     this.nodes.set(index, this.newRecord(index, peerPort, httpPort, etcdPort, clusterUrls, true));
     const node = this.node(index);
     node.state = 'exited'; // a member, not started yet
-    node.memberId = await register(`http://${HOST}:${inbound.port}`);
+    node.memberId = await register(`http://${HOST}:${inboundPort}`);
     this.spawnNode(index);
     return index;
   }
@@ -464,6 +458,25 @@ export class Cluster {
       throw new Error(`links to node ${to} (added at run time) share one proxy; use isolate(${to})`);
     }
     throw new Error(`no proxy ${from}->${to}`);
+  }
+
+  /**
+   * The port every member uses to reach `id`, a member added at run time: its shared inbound
+   * proxy, or its real peer port when the cluster is `direct` (no proxies at all).
+   */
+  private async inboundPeerPort(id: number, peerPort: number): Promise<number> {
+    if (this.options.direct === true) return peerPort;
+    const inbound = await TcpProxy.start({ targetHost: HOST, targetPort: peerPort, listenPort: await this.freshPort() });
+    this.proxies.set(`*->${id}`, inbound);
+    return inbound.port;
+  }
+
+  /** The port `from` (added at run time) uses to reach `to`: a proxy, or `to`'s real port when `direct`. */
+  private async outboundPeerPort(from: number, to: number, peerPort: number): Promise<number> {
+    if (this.options.direct === true) return peerPort;
+    const outbound = await TcpProxy.start({ targetHost: HOST, targetPort: peerPort, listenPort: await this.freshPort() });
+    this.proxies.set(`${from}->${to}`, outbound);
+    return outbound.port;
   }
 
   private async freshPort(): Promise<number> {
