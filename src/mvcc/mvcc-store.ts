@@ -41,6 +41,7 @@ import { fromKeyString, rangeContains, resolveRange, toKeyString, type KeyRange,
 import {
   decodeLeaseRecord,
   decodeRecord,
+  decodeRecordForIndex,
   decodeRecordKey,
   decodeUint64,
   encodeLeaseValue,
@@ -77,7 +78,7 @@ import {
   type TxnRequest,
   type TxnResponse,
 } from './types';
-import { currentKeyValue, currentValueOf, deleteEvent, WriteTransaction, type TransactionTarget } from './write-transaction';
+import { currentKeyValue, deleteEvent, WriteTransaction, type TransactionTarget } from './write-transaction';
 import { MAX_TXN_OPERATIONS_DEFAULT, validateDeleteRangeRequest, validatePutRequest, validateRangeRequest, validateTxnRequest } from './validate';
 import { readSnapshotImage, writeSnapshotImage, type SnapshotImageHeader } from './mvcc-snapshot-image';
 
@@ -905,9 +906,8 @@ export class MvccStore implements TransactionTarget {
         for (const [key, value] of batch) {
           const { main, sub } = decodeRecordKey(key);
           assert(main <= this.revision, `record at ${main} beyond the store revision ${this.revision}`);
-          const record = decodeRecord(value, main);
-          const current = record.tombstone ? undefined : currentValueOf(record.kv);
-          this.index.append(toKeyString(record.kv.key), { main, sub, tombstone: record.tombstone }, current);
+          const record = decodeRecordForIndex(value, main);
+          this.index.append(record.key, { main, sub, tombstone: record.tombstone }, record.current);
         }
       }
     } finally {

@@ -21,6 +21,7 @@
  * zeroes elsewhere.
  */
 import { NO_LEASE, type KeyValue, type LeaseId, type LeaseState, type Revision } from './types';
+import type { CurrentValue } from './key-index';
 
 /** Prefix of meta keys. */
 export const META_PREFIX = 0x00;
@@ -137,24 +138,56 @@ export function encodeRecord(tombstone: boolean, kv: { key: Uint8Array; createRe
   return buffer;
 }
 
-/** Decodes a record stored at main revision `modRevision`; throws on damage. */
-export function decodeRecord(bytes: Uint8Array, modRevision: Revision): StoredRecord {
-  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+/** Checks a record's framing; returns its key length. Throws on damage. */
+function recordKeyLength(buffer: Buffer): number {
   if (buffer.length < RECORD_HEADER_BYTES || buffer[0] !== RECORD_FORMAT) throw new Error('mvcc store damaged: bad record');
   const keyLength = buffer.readUInt32BE(26);
   if (RECORD_HEADER_BYTES + keyLength > buffer.length) throw new Error('mvcc store damaged: record key overflows');
-  const key = Buffer.from(buffer.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + keyLength));
-  const value = Buffer.from(buffer.subarray(RECORD_HEADER_BYTES + keyLength));
+  return keyLength;
+}
+
+/** The lease field: no BigInt per record for the usual "no lease" (a million cached values each held one). */
+function recordLease(buffer: Buffer): LeaseId {
+  return buffer.readUInt32BE(18) === 0 && buffer.readUInt32BE(22) === 0 ? NO_LEASE : buffer.readBigInt64BE(18);
+}
+
+/** Decodes a record stored at main revision `modRevision`; throws on damage. */
+export function decodeRecord(bytes: Uint8Array, modRevision: Revision): StoredRecord {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const keyLength = recordKeyLength(buffer);
   return {
     tombstone: (buffer[1]! & 1) === 1,
     kv: {
-      key,
+      key: Buffer.from(buffer.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + keyLength)),
       createRevision: readUint64Number(buffer, 2),
       modRevision,
       version: readUint64Number(buffer, 10),
-      value,
-      // No BigInt per record for the usual "no lease": a million cached values each held one.
-      lease: buffer.readUInt32BE(18) === 0 && buffer.readUInt32BE(22) === 0 ? NO_LEASE : buffer.readBigInt64BE(18),
+      value: Buffer.from(buffer.subarray(RECORD_HEADER_BYTES + keyLength)),
+      lease: recordLease(buffer),
     },
+  };
+}
+
+/**
+ * What the key index needs of a record when it is rebuilt at open, with as few allocations as
+ * possible (a restart decodes every record): the key as a KeyString (latin1, one code unit per
+ * byte), the tombstone flag, and the current value of a live key. The value is a VIEW into
+ * `bytes`, which MUST be a buffer of its own (as level returns each value), not a shared one.
+ */
+export function decodeRecordForIndex(bytes: Buffer, modRevision: Revision): { key: string; tombstone: boolean; current: CurrentValue | undefined } {
+  const keyLength = recordKeyLength(bytes);
+  const tombstone = (bytes[1]! & 1) === 1;
+  return {
+    key: bytes.toString('latin1', RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + keyLength),
+    tombstone,
+    current: tombstone
+      ? undefined
+      : {
+          createRevision: readUint64Number(bytes, 2),
+          modRevision,
+          version: readUint64Number(bytes, 10),
+          value: bytes.subarray(RECORD_HEADER_BYTES + keyLength),
+          lease: recordLease(bytes),
+        },
   };
 }
