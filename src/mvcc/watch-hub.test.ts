@@ -47,7 +47,7 @@ async function eventsOf(watcher: Watcher): Promise<string[]> {
 }
 
 describe('watch hub', () => {
-  test('live events for a key and a prefix, one delivery per revision', async () => {
+  test('live events for a key and a prefix; revisions queued meanwhile arrive together, in order', async () => {
     hub = new WatchHub(t.store);
     const single = hub.watch({ key: bytes('a') });
     const prefix = hub.watch({ key: bytes('p/'), rangeEnd: prefixRangeEnd(bytes('p/')) });
@@ -56,10 +56,33 @@ describe('watch hub', () => {
     await t.put('p/x', '2');
     await t.txn({ success: [{ kind: 'put', request: { key: bytes('p/y'), value: bytes('3') } }, { kind: 'deleteRange', request: { key: bytes('p/x') } }] });
     await t.del('a');
-    assert.deepEqual(await eventsOf(single), ['PUT a=1 m2 c2 v1']);
-    assert.deepEqual(await eventsOf(single), ['DEL a= m5 c0 v0']);
-    assert.deepEqual(await eventsOf(prefix), ['PUT p/x=2 m3 c3 v1']);
-    assert.deepEqual(await eventsOf(prefix), ['PUT p/y=3 m4 c4 v1', 'DEL p/x= m4 c0 v0']);
+    assert.deepEqual(await eventsOf(single), ['PUT a=1 m2 c2 v1', 'DEL a= m5 c0 v0']);
+    assert.deepEqual(await eventsOf(prefix), ['PUT p/x=2 m3 c3 v1', 'PUT p/y=3 m4 c4 v1', 'DEL p/x= m4 c0 v0']);
+    // A consumer that keeps up gets one delivery per revision.
+    const pending = nextWithin(single);
+    await t.put('a', '2');
+    const delivery = await pending;
+    assert.ok(delivery.kind === 'events' && delivery.events.length === 1);
+  });
+
+  test('queued revisions are merged into deliveries of at most 1,000 events, whole revisions only', async () => {
+    hub = new WatchHub(t.store, { bufferedEventsMax: 10_000 });
+    const watcher = hub.watch({ key: bytes('m/'), rangeEnd: prefixRangeEnd(bytes('m/')) });
+    for (let i = 0; i < 701; i++) await t.put(`m/${i}`, 'v');
+    // Two events in one revision must not be split across deliveries.
+    for (let i = 0; i < 400; i++) {
+      await t.txn({ success: [{ kind: 'put', request: { key: bytes(`m/a${i}`), value: bytes('1') } }, { kind: 'put', request: { key: bytes(`m/b${i}`), value: bytes('2') } }] });
+    }
+    const sizes: number[] = [];
+    let revisions: number[] = [];
+    while (sizes.reduce((sum, size) => sum + size, 0) < 1501) {
+      const delivery = await nextWithin(watcher);
+      assert.ok(delivery.kind === 'events');
+      sizes.push(delivery.events.length);
+      revisions = revisions.concat(delivery.events.map((event) => event.kv.modRevision));
+    }
+    assert.deepEqual(sizes, [999, 502], 'the 1,000th event would split a revision: it waits for the next delivery');
+    assert.deepEqual(revisions, [...revisions].sort((a, b) => a - b), 'in revision order');
   });
 
   test('a pending next() is resolved by a later write', async () => {
@@ -79,8 +102,30 @@ describe('watch hub', () => {
     await t.put('k', '2');
     await t.del('k');
     assert.deepEqual(await eventsOf(noPut), ['DEL k= m4 c0 v0 prev=2@3']);
-    assert.deepEqual(await eventsOf(noDelete), ['PUT k=1 m2 c2 v1']);
-    assert.deepEqual(await eventsOf(noDelete), ['PUT k=2 m3 c2 v2'], 'no prev_kv unless requested');
+    assert.deepEqual(await eventsOf(noDelete), ['PUT k=1 m2 c2 v1', 'PUT k=2 m3 c2 v2'], 'no prev_kv unless requested');
+  });
+
+  test('watchers behind at the same revision catch up from one shared history read', async () => {
+    for (let i = 0; i < 30; i++) await t.put(`s/${i % 7}`, `v${i}`);
+    await t.put('other', 'x');
+    hub = new WatchHub(t.store);
+    let reads = 0;
+    const history = t.store.history.bind(t.store);
+    t.store.history = (...args) => {
+      reads += 1;
+      return history(...args);
+    };
+    const watchers = Array.from({ length: 50 }, (_, index) =>
+      index % 2 === 0 ? hub.watch({ key: bytes('s/'), rangeEnd: prefixRangeEnd(bytes('s/')), startRevision: 2 }) : hub.watch({ key: bytes('s/3'), startRevision: 2 }),
+    );
+    const deliveries = await Promise.all(watchers.map((watcher) => nextWithin(watcher)));
+    assert.equal(reads, 1, 'one read for 50 watchers');
+    for (const [index, delivery] of deliveries.entries()) {
+      assert.ok(delivery.kind === 'events');
+      // Each watcher still gets only its own range.
+      assert.equal(delivery.events.length, index % 2 === 0 ? 30 : 4);
+    }
+    assert.ok(watchers.every((watcher) => watcher.isSynced()));
   });
 
   test('a start revision in the past replays history (with prev_kv), then goes live', async () => {

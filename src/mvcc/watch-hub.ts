@@ -11,6 +11,10 @@
  *   time and only when its consumer has drained the queue, then rejoins the synced group the
  *   moment its history read reaches the current revision.
  * So a slow consumer costs at most one queue of events plus one chunk, never an unbounded queue.
+ * History chunks are read for the WHOLE keyspace and shared (a few recent chunks are kept): when
+ * a burst leaves hundreds of watchers behind at the same revision, as a fan-out does, they catch
+ * up from one read instead of one each (etcd syncs its unsynced group with one read per round),
+ * and each watcher filters the chunk by its own range.
  *
  * Each watcher tracks `nextRevision`, the first revision not yet queued: a live revision below it
  * is ignored (a future start revision), history is read from it. Both paths advance it, and the
@@ -24,7 +28,8 @@
  */
 import { assert } from './errors';
 import { rangeContains, resolveRange, toKeyString, type KeyRange, type KeyString } from './key-range';
-import type { MvccStore } from './mvcc-store';
+import type { MvccOutcome } from './errors';
+import type { HistoryChunk, MvccStore } from './mvcc-store';
 import { EventType, type MvccEvent, type Revision } from './types';
 
 /** What a watcher watches (etcd WatchCreateRequest, minus the stream-level fields). */
@@ -61,6 +66,14 @@ export interface WatchHubOptions {
 }
 
 type WatcherState = 'synced' | 'unsynced' | 'done';
+
+/** Every key (etcd: key "\0" with range_end "\0"). */
+const EVERY_KEY: KeyRange = resolveRange(Buffer.from([0]), Buffer.from([0]));
+/** Shared history chunks kept by a hub. */
+const HISTORY_CHUNKS_KEPT = 8;
+
+/** The most events {@link Watcher.next} merges from queued deliveries into one. */
+const MERGED_EVENTS_MAX = 1000;
 
 /** One watcher. Create with {@link WatchHub.watch}. */
 export class Watcher {
@@ -103,11 +116,22 @@ export class Watcher {
    */
   next(): Promise<WatchDelivery> {
     assert(this.waiter === undefined, 'Watcher.next called while a previous call is pending');
-    const queued = this.queue.shift();
+    const queued = this.queue[0];
     if (queued !== undefined) {
-      if (queued.kind === 'events') this.queuedEvents -= queued.events.length;
-      if (queued.kind !== 'events') this.queue.unshift(queued); // final deliveries stay
-      return Promise.resolve(queued);
+      if (queued.kind !== 'events') return Promise.resolve(queued); // final deliveries stay
+      // Everything queued goes out together (whole revisions, in order, up to a bound), as etcd
+      // batches a watcher that fell behind: one response instead of one per revision.
+      let taken = 1;
+      let eventCount = queued.events.length;
+      while (taken < this.queue.length) {
+        const following = this.queue[taken]!;
+        if (following.kind !== 'events' || eventCount + following.events.length > MERGED_EVENTS_MAX) break;
+        eventCount += following.events.length;
+        taken += 1;
+      }
+      const deliveries = this.queue.splice(0, taken) as Array<Extract<WatchDelivery, { kind: 'events' }>>;
+      this.queuedEvents -= eventCount;
+      return Promise.resolve(taken === 1 ? queued : { kind: 'events', events: deliveries.flatMap((delivery) => delivery.events) });
     }
     return new Promise((resolve) => {
       this.waiter = resolve;
@@ -188,7 +212,7 @@ export class Watcher {
     while (this.state === 'unsynced' && this.waiter !== undefined) {
       const from = this.nextRevision;
       const epoch = this.hub.restoreEpoch;
-      const outcome = await store.history(this.range, from, this.hub.catchUpEventsMax, this.options.prevKv === true);
+      const outcome = await this.hub.historyChunk(from, this.options.prevKv === true);
       if (this.state !== 'unsynced' || this.nextRevision !== from) return; // canceled meanwhile
       if (epoch !== this.hub.restoreEpoch) continue; // the store was replaced under the read: retry
       if (!outcome.ok) {
@@ -210,6 +234,7 @@ export class WatchHub {
   readonly catchUpEventsMax: number;
   private readonly bufferedEventsMax: number;
   private readonly watchers = new Set<Watcher>();
+  private readonly historyChunks = new Map<string, Promise<MvccOutcome<HistoryChunk>>>();
   /** @internal Bumped by every snapshot restore; a history read that straddles one is retried. */
   restoreEpoch = 0;
   private readonly unsubscribe: Array<() => void>;
@@ -258,6 +283,24 @@ export class WatchHub {
   /** @internal */
   forget(watcher: Watcher): void {
     this.watchers.delete(watcher);
+  }
+
+  /**
+   * @internal The history of EVERY key from revision `from` (about catchUpEventsMax events),
+   * shared by every watcher that catches up from the same revision (see the module overview).
+   */
+  historyChunk(from: Revision, withPrevKv: boolean): Promise<MvccOutcome<HistoryChunk>> {
+    // A revision compacted since a chunk was read must answer 'compacted', as the store does.
+    if (from < this.store.compactRevision()) return this.store.history(EVERY_KEY, from, this.catchUpEventsMax, withPrevKv);
+    const key = `${this.restoreEpoch}/${from}/${withPrevKv}`;
+    let chunk = this.historyChunks.get(key);
+    if (chunk === undefined) {
+      chunk = this.store.history(EVERY_KEY, from, this.catchUpEventsMax, withPrevKv);
+      this.historyChunks.set(key, chunk);
+      // Keep the newest few: a Map iterates in insertion order, so the first key is the oldest.
+      if (this.historyChunks.size > HISTORY_CHUNKS_KEPT) this.historyChunks.delete(this.historyChunks.keys().next().value!);
+    }
+    return chunk;
   }
 
   private notify(revision: Revision, events: readonly MvccEvent[]): void {
