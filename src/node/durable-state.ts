@@ -91,8 +91,14 @@ export async function openDurableState(options: OpenDurableStateOptions): Promis
   }
   const snapshotter = new Snapshotter(snapDir, { logger: walLogger });
   const markers = new Set(opened.snapshotMarkers.map((m) => `${m.term}/${m.index}`));
-  const snapshotFile = await snapshotter.loadNewest((meta) => markers.has(`${meta.term}/${meta.index}`));
   const stateMachine = await openStateMachine(options, walLogger);
+  // The body (the whole state machine image, hundreds of megabytes with a million keys) is read
+  // and verified now only if the state machine needs it; otherwise it is verified whenever it is
+  // read (sent to a follower), which a restart of a node holding its state should not wait for.
+  const snapshotFile = await snapshotter.loadNewest(
+    (meta) => markers.has(`${meta.term}/${meta.index}`),
+    (meta) => stateMachine.appliedIndex() < meta.index,
+  );
   const storage = new MemoryStorage();
   let snapshotIndex = 0;
   if (snapshotFile !== undefined) {

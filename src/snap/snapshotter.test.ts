@@ -113,6 +113,21 @@ describe('Snapshotter', () => {
     assert.deepEqual(snapshotNames(dir), ['0000000000000001-000000000000000a.snap', '0000000000000002-0000000000000014.snap.broken']);
   });
 
+  it('does not read the body when the caller says it need not be verified now; reading it later still catches damage', async () => {
+    const dir = freshDir();
+    const snapshotter = new Snapshotter(dir, { logger: new WarningLogger() });
+    await snapshotter.save(metadataAt(10, 1), generatedBody(300_000, 'older'));
+    const newest = await snapshotter.save(metadataAt(20, 2), generatedBody(300_000, 'newest'));
+    const bytes = fs.readFileSync(newest.path);
+    bytes[bytes.length - 1000] = (bytes[bytes.length - 1000] ?? 0) ^ 1; // inside the body
+    fs.writeFileSync(newest.path, bytes);
+    const loaded = await snapshotter.loadNewest(() => true, () => false);
+    assert.deepEqual(loaded, newest, 'the header and trailer are fine; the body was not read');
+    await assert.rejects(async () => {
+      for await (const chunk of snapshotter.openBody(loaded!)) void chunk;
+    }, (error: unknown) => error instanceof SnapError && error.code === 'corrupt');
+  });
+
   it('skips a snapshot whose header is damaged', async () => {
     const dir = freshDir();
     const snapshotter = new Snapshotter(dir);

@@ -110,8 +110,13 @@ export class Snapshotter {
    * The newest snapshot that `isUsable` accepts (default: any) and whose checksums verify, or
    * undefined. Corrupt files met on the way (bad header, trailer or body) are logged and renamed
    * to `*.snap.broken`, so they are not tried again and stay available for inspection.
+   * `verifyBody` (default: always) says whether a file's body must be read and hashed now; a
+   * body that is not verified here is still verified whenever it is read ({@link openBody}).
    */
-  async loadNewest(isUsable: (metadata: SnapshotMetadata) => boolean = () => true): Promise<SnapshotFile | undefined> {
+  async loadNewest(
+    isUsable: (metadata: SnapshotMetadata) => boolean = () => true,
+    verifyBody: (metadata: SnapshotMetadata) => boolean = () => true,
+  ): Promise<SnapshotFile | undefined> {
     const { files, broken } = await this.scan();
     for (const file of broken) await this.quarantine(file.path, file.reason);
     for (const file of files) {
@@ -119,6 +124,7 @@ export class Snapshotter {
         this.logger.debug('skipping a snapshot the caller cannot use', { file: file.path });
         continue;
       }
+      if (!verifyBody(file.metadata)) return file;
       const problem = await this.verifyBody(file);
       if (problem === undefined) return file;
       await this.quarantine(file.path, problem);
