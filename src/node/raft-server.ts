@@ -608,7 +608,15 @@ export class RaftServer extends EventEmitter {
       return;
     }
     this.processing = false;
-    if (!this.stopped && this.raft.hasReady()) this.scheduleReady();
+    if (!this.stopped && this.raft.hasReady()) {
+      this.scheduleReady();
+    } else if (!this.stopped && this.unsavedCommitState !== undefined) {
+      // Idle: write the commit index that rode along with no save, so a restart after a crash
+      // knows it without asking the leader (queued, not awaited; the WAL keeps call order).
+      const hardState = this.unsavedCommitState;
+      this.unsavedCommitState = undefined;
+      this.wal.save(hardState, [], false).catch((error: unknown) => this.fail(error));
+    }
   }
 
   private onPeerUrlsUpdated(id: NodeId): void {
@@ -639,8 +647,9 @@ export class RaftServer extends EventEmitter {
     if (ready.entries.length === 0 && ready.snapshot === undefined && !ready.mustSync) {
       // Only the commit index changed. It needs no fsync, and a persisted commit that lags is
       // safe (the leader re-sends it; the core raises a stale one to the snapshot index), so it
-      // is not written on its own: it rides along with the next save. Writing it separately
-      // cost a WAL write per commit that the next Ready's entries then queued behind.
+      // is not written on its own: it rides along with the next save, or is written once the
+      // Ready loop goes idle. Writing it at once cost a WAL write per commit that the next
+      // Ready's entries then queued behind.
       if (ready.hardState !== undefined) this.unsavedCommitState = ready.hardState;
     } else if (ready.hardState !== undefined || ready.entries.length > 0) {
       const started = process.hrtime.bigint();
