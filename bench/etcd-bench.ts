@@ -64,6 +64,16 @@ export function unary(client: EtcdClient, method: string, request: ProtoObject, 
   });
 }
 
+/** Maintenance.Status of the member at `endpoint` (leader, raftIndex, raftTerm, ...), on a client of its own. */
+export async function memberStatus(endpoint: string): Promise<ProtoObject> {
+  const client = etcdClient('Maintenance', endpoint);
+  try {
+    return await unary(client, 'Status', {}, 5000);
+  } finally {
+    client.close();
+  }
+}
+
 /** `connections` separate KV clients spread round-robin over `endpoints`. */
 export function connect(endpoints: readonly string[], connections: number): EtcdClient[] {
   return Array.from({ length: connections }, (_, index) => etcdClient('KV', endpoints[index % endpoints.length]!));

@@ -28,7 +28,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { messageCodec, type ProtoObject } from '../src/api/grpc/etcd-proto';
 import { waitUntil } from '../src/testing/jepsen/wait-until';
-import { connect, unary, type BenchTarget, type EtcdClient } from './etcd-bench';
+import { connect, memberStatus, unary, type BenchTarget, type EtcdClient } from './etcd-bench';
 import { comparisonRows, processCpuSeconds, type Measure } from './load';
 import { RawGrpcStream } from './raw-grpc-stream';
 import { decodeWatchResponse, type WatchResponseSummary } from './watch-decoder';
@@ -94,6 +94,9 @@ export interface WatchResult {
   readonly failures: readonly string[];
   /** Seconds from the first put to the end of the drain. */
   readonly elapsedSeconds: number;
+  /** Highest Raft term of the members before the puts and after the drain: a rise means elections during the run. */
+  readonly raftTermBefore: number;
+  readonly raftTermAfter: number;
 }
 
 /** Bytes of each put's value: sequence number (u32 LE) and send time (f64 LE), then padding. */
@@ -495,6 +498,13 @@ async function diagnoseMissing(ledger: DeliveryLedger, client: EtcdClient, drain
   );
 }
 
+/** The highest Raft term among the members that answer Status (NaN if none does). */
+async function highestRaftTerm(target: BenchTarget): Promise<number> {
+  const terms = await Promise.all(target.endpoints.map((endpoint) => memberStatus(endpoint).then((status) => Number(status.raftTerm ?? NaN), () => NaN)));
+  const answered = terms.filter((term) => !Number.isNaN(term));
+  return answered.length === 0 ? NaN : Math.max(...answered);
+}
+
 /** Runs the benchmark against `target` once. A failure of the system under test is in `failures`; throws only when the watchers cannot be set up. */
 export async function watchBench(label: string, target: BenchTarget, options: WatchBenchOptions): Promise<WatchResult> {
   const { watchers, streams: streamCount, putRate, seconds, progress } = options;
@@ -513,6 +523,7 @@ export async function watchBench(label: string, target: BenchTarget, options: Wa
     streams = await openWatchers(label, target, options, ledger, fail);
 
     progress(`${label}: ${putRate} puts/s for ${seconds}s (open loop), ${watchers} watchers`);
+    const raftTermBefore = await highestRaftTerm(target);
     const loopDelay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
     loopDelay.enable();
     const serverCpuFrom = target.pids.reduce((sum, pid) => sum + processCpuSeconds(pid), 0);
@@ -526,6 +537,8 @@ export async function watchBench(label: string, target: BenchTarget, options: Wa
     const clientCpu = process.cpuUsage(clientCpuFrom);
     const serverCpuSeconds = target.pids.reduce((sum, pid) => sum + processCpuSeconds(pid), 0) - serverCpuFrom;
     loopDelay.disable();
+    const raftTermAfter = await highestRaftTerm(target);
+    if (raftTermAfter > raftTermBefore) fail(`the Raft term went from ${raftTermBefore} to ${raftTermAfter} during the run: leader elections`);
 
     const eventsMissing = ledger.missing();
     const putsDeliveredToNone = ledger.putsDeliveredToNone().length;
@@ -584,6 +597,8 @@ export async function watchBench(label: string, target: BenchTarget, options: Wa
       generatorLimits,
       failures,
       elapsedSeconds,
+      raftTermBefore,
+      raftTermAfter,
     };
   } finally {
     for (const stream of streams) stream.close();
@@ -605,6 +620,7 @@ const WATCH_MEASURES: readonly Measure<WatchResult>[] = [
   { name: 'successful puts that reached no watcher / only some', cell: (r) => `${r.putsDeliveredToNone} / ${r.putsDeliveredToSome}` },
   { name: 'delivery latency p50 / p99 ms (ratio of p99)', cell: (r) => `${milliseconds(r.deliveryP50Ms)} / ${milliseconds(r.deliveryP99Ms)}`, figure: (r) => r.deliveryP99Ms },
   { name: 'delivery latency max ms', cell: (r) => milliseconds(r.deliveryMaxMs) },
+  { name: 'Raft term before → after the run (a rise: leader elections)', cell: (r) => `${r.raftTermBefore} → ${r.raftTermAfter}` },
   { name: 'server CPU µs per delivered event (3 members)', cell: (r) => r.serverCpuMicrosPerEvent.toFixed(1), figure: (r) => r.serverCpuMicrosPerEvent },
   {
     name: 'load generator: CPU % of a core / µs per event / event loop late p99, max ms',
