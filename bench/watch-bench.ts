@@ -76,6 +76,8 @@ export interface WatchResult {
   /** Successful puts whose event reached no watcher at all, and some but not all watchers. */
   readonly putsDeliveredToNone: number;
   readonly putsDeliveredToSome: number;
+  /** Events per watch response that carried events (the server's batching). */
+  readonly eventsPerResponse: number;
   /** Delivery latency of every delivered event (receive − send of its put), ms. */
   readonly deliveryP50Ms: number;
   readonly deliveryP99Ms: number;
@@ -179,6 +181,8 @@ class DeliveryLedger {
   /** The revision each successful put created (from its response header). */
   readonly revision: Float64Array;
   delivered = 0;
+  /** Watch responses that carried events. */
+  responses = 0;
   duplicated = 0;
   outOfOrder = 0;
   unexpected = 0;
@@ -344,6 +348,7 @@ async function openWatchers(label: string, target: BenchTarget, options: WatchBe
         ledger.unexpected += scratchLength / 3;
         return;
       }
+      if (scratchLength > 0) ledger.responses++;
       for (let index = 0; index < scratchLength; index += 3) ledger.record(watcher, scratch[index]!, scratch[index + 1]!, scratch[index + 2]!, receivedAt);
     };
     const raw = new RawGrpcStream(target.endpoints[stream % target.endpoints.length]!, '/etcdserverpb.Watch/Watch', onMessage, (failure) => {
@@ -586,6 +591,7 @@ export async function watchBench(label: string, target: BenchTarget, options: Wa
       eventsUnexpected: ledger.unexpected,
       putsDeliveredToNone,
       putsDeliveredToSome,
+      eventsPerResponse: delivered / ledger.responses,
       deliveryP50Ms: ledger.histogram.quantileMs(0.5),
       deliveryP99Ms,
       deliveryMaxMs: ledger.histogram.max(),
@@ -620,6 +626,7 @@ const WATCH_MEASURES: readonly Measure<WatchResult>[] = [
   { name: 'successful puts that reached no watcher / only some', cell: (r) => `${r.putsDeliveredToNone} / ${r.putsDeliveredToSome}` },
   { name: 'delivery latency p50 / p99 ms (ratio of p99)', cell: (r) => `${milliseconds(r.deliveryP50Ms)} / ${milliseconds(r.deliveryP99Ms)}`, figure: (r) => r.deliveryP99Ms },
   { name: 'delivery latency max ms', cell: (r) => milliseconds(r.deliveryMaxMs) },
+  { name: 'events per watch response (server batching), mean', cell: (r) => r.eventsPerResponse.toFixed(1) },
   { name: 'Raft term before → after the run (a rise: leader elections)', cell: (r) => `${r.raftTermBefore} → ${r.raftTermAfter}` },
   { name: 'server CPU µs per delivered event (3 members)', cell: (r) => r.serverCpuMicrosPerEvent.toFixed(1), figure: (r) => r.serverCpuMicrosPerEvent },
   {
