@@ -12,7 +12,12 @@
  * 3. Every delivery is checked, none sampled: a count per (watcher, put) in a byte array, the
  *    mod_revision order per watcher, and the delivery latency (receive − send) of every event in
  *    a histogram. After the last put has been answered the benchmark waits until every expected
- *    event has arrived, or until no event has arrived for {@link DRAIN_QUIET_MS}.
+ *    event has arrived, until no event has arrived for {@link DRAIN_QUIET_MS}, or at most
+ *    {@link DRAIN_LIMIT_MS}. Events still missing then are diagnosed: one more put shows whether
+ *    the watchers still receive anything, and puts that reached no watcher are read back from the
+ *    store at their revision (were they written at all?).
+ * 4. The highest Raft term of the members before and after: a rise means leader elections
+ *    during the run (a server starved by the fan-out misses heartbeats).
  *
  * The client must not be the bottleneck, and on a two-core machine shared with three servers it
  * can be: watchers × put rate events per second all go through one Node thread. So the result
