@@ -65,6 +65,16 @@ export function unary(client: EtcdClient, method: string, request: ProtoObject, 
   });
 }
 
+/** Maintenance.Status of the member at `endpoint` (leader, raftIndex, raftTerm, ...), on a client of its own. */
+export async function memberStatus(endpoint: string): Promise<ProtoObject> {
+  const client = etcdClient('Maintenance', endpoint);
+  try {
+    return await unary(client, 'Status', {}, 5000);
+  } finally {
+    client.close();
+  }
+}
+
 /**
  * The endpoint of the current leader (Maintenance.Status: `leader` equals the answering member's
  * own ID). Single-client latency is measured against the leader on both systems: through a
@@ -75,16 +85,9 @@ async function leaderEndpoint(endpoints: readonly string[]): Promise<string> {
   return waitUntil(
     async () => {
       for (const endpoint of endpoints) {
-        const client = etcdClient('Maintenance', endpoint);
-        try {
-          const status = await unary(client, 'Status', {}, 5000);
-          const header = status['header'] as ProtoObject | undefined;
-          if (status['leader'] !== undefined && status['leader'] === header?.['member_id']) return endpoint;
-        } catch {
-          // not answering yet: try the next member
-        } finally {
-          client.close();
-        }
+        const status = await memberStatus(endpoint).catch(() => undefined);
+        const header = status?.['header'] as ProtoObject | undefined;
+        if (status?.['leader'] !== undefined && status['leader'] === header?.['member_id']) return endpoint;
       }
       return undefined;
     },

@@ -30,6 +30,7 @@ import { HttpClient, formatRow, runLoad, type LoadResult } from './load';
 import { etcdSweep, etcdWorkloads, startRaftkvForEtcdBench, startReferenceEtcd } from './etcd-bench';
 import { cacheBench } from './cache-bench';
 import { watchBench, watchTable, type WatchBenchOptions } from './watch-bench';
+import { decoderCostComparison } from './watch-decoder';
 import { SCALE_FLAGS, etcdScaleTarget, raftkvScaleTarget, scaleBench, scaleTable } from './scale-bench';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -227,6 +228,11 @@ async function measureOn<T extends { stop(): Promise<void> }, R>(name: string, s
 
 async function watchSection(seconds: number, watchers: number, streams: number, putRate: number): Promise<string[]> {
   const options: WatchBenchOptions = { watchers, streams, putRate, seconds, progress };
+  const decoder = decoderCostComparison();
+  progress(
+    `watch: response decoder checked against protobufjs; per two-event response ${decoder.handNanoseconds.toFixed(0)} ns ` +
+      `(protobufjs decode ${decoder.protobufjsNanoseconds.toFixed(0)} ns, with toObject ${decoder.codecNanoseconds.toFixed(0)} ns)`,
+  );
   progress(`watch: ${watchers} watchers over ${streams} streams, ${putRate} puts/s for ${seconds} s; raftkv first`);
   const ours = await measureOn('watch raftkv', () => startRaftkvForEtcdBench(CLI_PATH), (target) => watchBench('raftkv', target, options));
   const theirs = await measureOn('watch etcd 3.4', () => startReferenceEtcd(), (target) => watchBench('etcd 3.4', target, options));

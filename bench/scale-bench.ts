@@ -31,7 +31,7 @@ import fs from 'node:fs';
 import type { ProtoObject } from '../src/api/grpc/etcd-proto';
 import { delay, waitUntil } from '../src/testing/jepsen/wait-until';
 import { comparisonRows, type Measure } from './load';
-import { connect, etcdClient, unary, type EtcdClient, type RaftkvTarget, type ReferenceEtcd } from './etcd-bench';
+import { connect, etcdClient, memberStatus, unary, type EtcdClient, type RaftkvTarget, type ReferenceEtcd } from './etcd-bench';
 
 /** What to run. */
 export interface ScaleBenchOptions {
@@ -182,20 +182,11 @@ function residentMiB(pid: number): { total: number; anonymous: number } | undefi
   }
 }
 
-async function status(endpoint: string): Promise<ProtoObject> {
-  const client = etcdClient('Maintenance', endpoint);
-  try {
-    return await unary(client, 'Status', {}, 5000);
-  } finally {
-    client.close();
-  }
-}
-
 /** The leader's member number and the highest Raft index among the three initial members. */
 async function leaderAndIndex(target: ScaleTarget): Promise<{ leader: number; raftIndex: number }> {
   return waitUntil(
     async () => {
-      const statuses = await Promise.all(target.endpoints.map((endpoint) => status(endpoint)));
+      const statuses = await Promise.all(target.endpoints.map((endpoint) => memberStatus(endpoint)));
       const leaderId = statuses[0]!.leader as string | undefined;
       const leader = statuses.findIndex((answer) => (answer.header as ProtoObject).member_id === leaderId);
       if (leaderId === undefined || leader < 0) return undefined;

@@ -12,7 +12,12 @@
  * 3. Every delivery is checked, none sampled: a count per (watcher, put) in a byte array, the
  *    mod_revision order per watcher, and the delivery latency (receive − send) of every event in
  *    a histogram. After the last put has been answered the benchmark waits until every expected
- *    event has arrived, or until no event has arrived for {@link DRAIN_QUIET_MS}.
+ *    event has arrived, until no event has arrived for {@link DRAIN_QUIET_MS}, or at most
+ *    {@link DRAIN_LIMIT_MS}. Events still missing then are diagnosed: one more put shows whether
+ *    the watchers still receive anything, and puts that reached no watcher are read back from the
+ *    store at their revision (were they written at all?).
+ * 4. The highest Raft term of the members before and after: a rise means leader elections
+ *    during the run (a server starved by the fan-out misses heartbeats).
  *
  * The client must not be the bottleneck, and on a two-core machine shared with three servers it
  * can be: watchers × put rate events per second all go through one Node thread. So the result
@@ -28,7 +33,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { messageCodec, type ProtoObject } from '../src/api/grpc/etcd-proto';
 import { waitUntil } from '../src/testing/jepsen/wait-until';
-import { connect, unary, type BenchTarget, type EtcdClient } from './etcd-bench';
+import { connect, memberStatus, unary, type BenchTarget, type EtcdClient } from './etcd-bench';
 import { comparisonRows, processCpuSeconds, type Measure } from './load';
 import { RawGrpcStream } from './raw-grpc-stream';
 import { decodeWatchResponse, type WatchResponseSummary } from './watch-decoder';
@@ -76,6 +81,8 @@ export interface WatchResult {
   /** Successful puts whose event reached no watcher at all, and some but not all watchers. */
   readonly putsDeliveredToNone: number;
   readonly putsDeliveredToSome: number;
+  /** Events per watch response that carried events (the server's batching). */
+  readonly eventsPerResponse: number;
   /** Delivery latency of every delivered event (receive − send of its put), ms. */
   readonly deliveryP50Ms: number;
   readonly deliveryP99Ms: number;
@@ -94,6 +101,9 @@ export interface WatchResult {
   readonly failures: readonly string[];
   /** Seconds from the first put to the end of the drain. */
   readonly elapsedSeconds: number;
+  /** Highest Raft term of the members before the puts and after the drain: a rise means elections during the run. */
+  readonly raftTermBefore: number;
+  readonly raftTermAfter: number;
 }
 
 /** Bytes of each put's value: sequence number (u32 LE) and send time (f64 LE), then padding. */
@@ -176,6 +186,8 @@ class DeliveryLedger {
   /** The revision each successful put created (from its response header). */
   readonly revision: Float64Array;
   delivered = 0;
+  /** Watch responses that carried events. */
+  responses = 0;
   duplicated = 0;
   outOfOrder = 0;
   unexpected = 0;
@@ -341,6 +353,7 @@ async function openWatchers(label: string, target: BenchTarget, options: WatchBe
         ledger.unexpected += scratchLength / 3;
         return;
       }
+      if (scratchLength > 0) ledger.responses++;
       for (let index = 0; index < scratchLength; index += 3) ledger.record(watcher, scratch[index]!, scratch[index + 1]!, scratch[index + 2]!, receivedAt);
     };
     const raw = new RawGrpcStream(target.endpoints[stream % target.endpoints.length]!, '/etcdserverpb.Watch/Watch', onMessage, (failure) => {
@@ -495,6 +508,13 @@ async function diagnoseMissing(ledger: DeliveryLedger, client: EtcdClient, drain
   );
 }
 
+/** The highest Raft term among the members that answer Status (NaN if none does). */
+async function highestRaftTerm(target: BenchTarget): Promise<number> {
+  const terms = await Promise.all(target.endpoints.map((endpoint) => memberStatus(endpoint).then((status) => Number(status.raftTerm ?? NaN), () => NaN)));
+  const answered = terms.filter((term) => !Number.isNaN(term));
+  return answered.length === 0 ? NaN : Math.max(...answered);
+}
+
 /** Runs the benchmark against `target` once. A failure of the system under test is in `failures`; throws only when the watchers cannot be set up. */
 export async function watchBench(label: string, target: BenchTarget, options: WatchBenchOptions): Promise<WatchResult> {
   const { watchers, streams: streamCount, putRate, seconds, progress } = options;
@@ -513,6 +533,7 @@ export async function watchBench(label: string, target: BenchTarget, options: Wa
     streams = await openWatchers(label, target, options, ledger, fail);
 
     progress(`${label}: ${putRate} puts/s for ${seconds}s (open loop), ${watchers} watchers`);
+    const raftTermBefore = await highestRaftTerm(target);
     const loopDelay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
     loopDelay.enable();
     const serverCpuFrom = target.pids.reduce((sum, pid) => sum + processCpuSeconds(pid), 0);
@@ -526,6 +547,8 @@ export async function watchBench(label: string, target: BenchTarget, options: Wa
     const clientCpu = process.cpuUsage(clientCpuFrom);
     const serverCpuSeconds = target.pids.reduce((sum, pid) => sum + processCpuSeconds(pid), 0) - serverCpuFrom;
     loopDelay.disable();
+    const raftTermAfter = await highestRaftTerm(target);
+    if (raftTermAfter > raftTermBefore) fail(`the Raft term went from ${raftTermBefore} to ${raftTermAfter} during the run: leader elections`);
 
     const eventsMissing = ledger.missing();
     const putsDeliveredToNone = ledger.putsDeliveredToNone().length;
@@ -573,6 +596,7 @@ export async function watchBench(label: string, target: BenchTarget, options: Wa
       eventsUnexpected: ledger.unexpected,
       putsDeliveredToNone,
       putsDeliveredToSome,
+      eventsPerResponse: delivered / ledger.responses,
       deliveryP50Ms: ledger.histogram.quantileMs(0.5),
       deliveryP99Ms,
       deliveryMaxMs: ledger.histogram.max(),
@@ -584,6 +608,8 @@ export async function watchBench(label: string, target: BenchTarget, options: Wa
       generatorLimits,
       failures,
       elapsedSeconds,
+      raftTermBefore,
+      raftTermAfter,
     };
   } finally {
     for (const stream of streams) stream.close();
@@ -605,6 +631,8 @@ const WATCH_MEASURES: readonly Measure<WatchResult>[] = [
   { name: 'successful puts that reached no watcher / only some', cell: (r) => `${r.putsDeliveredToNone} / ${r.putsDeliveredToSome}` },
   { name: 'delivery latency p50 / p99 ms (ratio of p99)', cell: (r) => `${milliseconds(r.deliveryP50Ms)} / ${milliseconds(r.deliveryP99Ms)}`, figure: (r) => r.deliveryP99Ms },
   { name: 'delivery latency max ms', cell: (r) => milliseconds(r.deliveryMaxMs) },
+  { name: 'events per watch response (server batching), mean', cell: (r) => r.eventsPerResponse.toFixed(1) },
+  { name: 'Raft term before → after the run (a rise: leader elections)', cell: (r) => `${r.raftTermBefore} → ${r.raftTermAfter}` },
   { name: 'server CPU µs per delivered event (3 members)', cell: (r) => r.serverCpuMicrosPerEvent.toFixed(1), figure: (r) => r.serverCpuMicrosPerEvent },
   {
     name: 'load generator: CPU % of a core / µs per event / event loop late p99, max ms',
