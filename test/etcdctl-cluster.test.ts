@@ -128,8 +128,10 @@ describe('etcdctl 3.4: Cluster and Maintenance', () => {
     });
   });
 
-  it('snapshot save, raftkv snapshot restore into a new cluster, which starts with the data', async () => {
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'raftkv-snap-')), 'backup.db');
+  it('snapshot save, raftkv snapshot restore into a new cluster, which starts with the data', async (t) => {
+    const snapshotDirectory = fs.mkdtempSync(path.join(os.tmpdir(), 'raftkv-snap-'));
+    t.after(() => fs.rmSync(snapshotDirectory, { recursive: true, force: true }));
+    const file = path.join(snapshotDirectory, 'backup.db');
     await withCluster(3, {}, async (cluster) => {
       await waitForLeader(cluster);
       const all = endpoints(cluster);
@@ -176,6 +178,7 @@ describe('etcdctl 3.4: Cluster and Maintenance', () => {
     bytes[100] = (bytes[100]! + 1) % 256;
     fs.writeFileSync(damaged, bytes);
     const target = fs.mkdtempSync(path.join(os.tmpdir(), 'raftkv-restore-'));
+    t.after(() => fs.rmSync(target, { recursive: true, force: true }));
     const failure = await runCliRaw(['snapshot', 'restore', damaged, '--data-dir', path.join(target, 'd'), '--id', '1', '--cluster', 'http://127.0.0.1:1']);
     assert.equal(failure.code, 1);
     assert.match(failure.stderr, /SHA-256 mismatch/);
