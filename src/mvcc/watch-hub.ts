@@ -87,6 +87,8 @@ export class Watcher {
   private catchingUp = false;
   /** @internal */
   readonly range: KeyRange;
+  /** @internal Watchers with equal keys select the same events from a revision (see notify). */
+  readonly selectionKey: string;
 
   /** @internal Use {@link WatchHub.watch}. */
   constructor(
@@ -96,6 +98,7 @@ export class Watcher {
     currentRevision: Revision,
   ) {
     this.range = resolveRange(options.key, options.rangeEnd);
+    this.selectionKey = `${this.range.start}\u0000${String(this.range.end)}\u0000${options.noPut === true}${options.noDelete === true}${options.prevKv === true}`;
     this.nextRevision = startRevision;
     this.state = startRevision > currentRevision ? 'synced' : 'unsynced';
   }
@@ -146,8 +149,7 @@ export class Watcher {
   }
 
   /** @internal Queues a live revision's events (already known to be >= nextRevision). */
-  offer(revision: Revision, events: readonly MvccEvent[], bufferedEventsMax: number): void {
-    const selected = this.select(events);
+  offer(revision: Revision, selected: readonly MvccEvent[], bufferedEventsMax: number): void {
     if (selected.length > 0 && this.waiter === undefined && this.queue.length > 0 && this.queuedEvents + selected.length > bufferedEventsMax) {
       // Falls behind: keep nothing of this revision; catch up from history when drained.
       this.state = 'unsynced';
@@ -174,7 +176,8 @@ export class Watcher {
     this.deliver(delivery);
   }
 
-  private select(events: readonly MvccEvent[]): MvccEvent[] {
+  /** @internal This watcher's events of a revision (never mutated afterwards: watchers share it). */
+  select(events: readonly MvccEvent[]): MvccEvent[] {
     const selected: MvccEvent[] = [];
     for (const event of events) {
       if (event.type === EventType.Put && this.options.noPut === true) continue;
@@ -304,10 +307,18 @@ export class WatchHub {
   }
 
   private notify(revision: Revision, events: readonly MvccEvent[]): void {
+    // One selection per distinct (range, filters): a thousand watchers of one prefix share one
+    // array, which the watch service then encodes once.
+    const selections = new Map<string, MvccEvent[]>();
     for (const watcher of this.watchers) {
       if (watcher.state !== 'synced' || revision < watcher.nextRevision) continue;
       assert(revision === watcher.nextRevision, `watch hub: revision ${revision} offered to a watcher expecting ${watcher.nextRevision}`);
-      watcher.offer(revision, events, this.bufferedEventsMax);
+      let selected = selections.get(watcher.selectionKey);
+      if (selected === undefined) {
+        selected = watcher.select(events);
+        selections.set(watcher.selectionKey, selected);
+      }
+      watcher.offer(revision, selected, this.bufferedEventsMax);
     }
   }
 }

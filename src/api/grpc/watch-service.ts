@@ -321,6 +321,10 @@ const headerCodec = messageCodec('etcdserverpb.ResponseHeader');
 
 /** Each event's encoding as a WatchResponse `events` field, made once per event object. */
 const encodedEventFields = new WeakMap<MvccEvent, Buffer>();
+/** The `events` fields of a whole delivery, by its array (the hub shares one array between watchers). */
+const encodedDeliveries = new WeakMap<readonly MvccEvent[], Buffer>();
+/** The last merged delivery encoded: watchers behind by the same revisions merge equal lists. */
+let lastMergedDelivery: { readonly events: readonly MvccEvent[]; readonly bytes: Buffer } | undefined;
 /** The last header encoded as a WatchResponse `header` field (a burst shares one revision). */
 let lastHeaderField: { readonly key: string; readonly bytes: Buffer } | undefined;
 
@@ -336,15 +340,29 @@ function encodedEventsResponse(fields: HeaderFields, watchId: number, events: re
   }
   const parts: Buffer[] = [lastHeaderField.bytes];
   if (watchId !== 0) parts.push(Buffer.from([WATCH_ID_TAG, ...varintBytes(watchId)]));
+  parts.push(encodedEventsFields(events));
+  return Buffer.concat(parts);
+}
+
+/** The `events` fields of `events`, encoded once per shared list (see encodedDeliveries). */
+function encodedEventsFields(events: readonly MvccEvent[]): Buffer {
+  const shared = encodedDeliveries.get(events);
+  if (shared !== undefined) return shared;
+  const last = lastMergedDelivery;
+  if (last !== undefined && last.events.length === events.length && last.events.every((event, index) => event === events[index])) return last.bytes;
+  const fields: Buffer[] = [];
   for (const event of events) {
     let field = encodedEventFields.get(event);
     if (field === undefined) {
       field = lengthDelimitedField(EVENTS_TAG, eventCodec.encode(encodeEvent(event)));
       encodedEventFields.set(event, field);
     }
-    parts.push(field);
+    fields.push(field);
   }
-  return Buffer.concat(parts);
+  const bytes = Buffer.concat(fields);
+  encodedDeliveries.set(events, bytes);
+  lastMergedDelivery = { events, bytes };
+  return bytes;
 }
 
 function lengthDelimitedField(tag: number, body: Buffer): Buffer {
