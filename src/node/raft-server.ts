@@ -301,6 +301,16 @@ export class RaftServer extends EventEmitter {
     this.metrics?.peerSendFailures.inc({ peer: id.toString() });
   }
 
+  /**
+   * Peer `id` refused this node's stream because it applied this node's removal (committed): stop
+   * as if this node had applied it (see TransportHandler.reportRemoved).
+   */
+  reportRemovedByPeer(id: NodeId): void {
+    if (this.stopped || this.removed) return;
+    this.logger.warn({ peer: id.toString() }, 'a peer reports that this node was removed from the cluster');
+    this.onRemoved();
+  }
+
   /** The transport finished (or failed) sending a snapshot to `id`. */
   reportSnapshot(id: NodeId, outcome: 'finish' | 'failure'): void {
     if (this.stopped) return;

@@ -85,6 +85,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       onMessage: (message: Message) => server?.step(message),
       reportUnreachable: (id: NodeId) => server?.reportUnreachable(id),
       reportSnapshot: (id: NodeId, outcome: 'finish' | 'failure') => server?.reportSnapshot(id, outcome),
+      reportRemoved: (id: NodeId) => server?.reportRemovedByPeer(id),
     },
     isRemoved: (id: NodeId) => state.stateMachine.removedIds().has(id),
     onClusterIdLearned: (learned: bigint) => {

@@ -24,7 +24,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger, Message, NodeId } from '../raft/types';
 import { encodeMessageBatch, encodeSnapshotChunk, estimateEncodedBytes } from './codec';
 import { SEND_SNAPSHOT_METHOD_PATH, STREAM_METHOD_PATH } from './raft-proto';
-import { formatNodeId, type SnapshotSource, type TransportHandler } from './transport';
+import { formatNodeId, removedMemberDetails, type SnapshotSource, type TransportHandler } from './transport';
 
 /** Call metadata key: the cluster ID, decimal. */
 export const CLUSTER_ID_METADATA_KEY = 'raftkv-cluster-id';
@@ -259,6 +259,7 @@ export class GrpcPeer {
     const fields = { ...this.logFields(), code: error?.code, details: error?.details ?? 'stream closed by peer' };
     if (error?.code === grpc.status.FAILED_PRECONDITION) {
       this.context.logger.warn('peer refused the message stream', fields);
+      if (error.details === removedMemberDetails(this.context.selfId)) this.context.handler.reportRemoved?.(this.id);
     } else if (wasConnected || this.failedAttempts === 0) {
       this.context.logger.warn('peer stream broken', fields);
     } else {

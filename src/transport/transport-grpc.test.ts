@@ -234,6 +234,7 @@ describe('GrpcTransport: message streams', () => {
     assert.equal(seen.fields?.['code'], grpc.status.FAILED_PRECONDITION);
     await waitFor(() => a.handler.unreachable.includes(B), 'reportUnreachable');
     assert.deepStrictEqual(b.handler.messages, []);
+    assert.deepStrictEqual(a.handler.removedBy, [], 'another cluster is not a removal');
   });
 
   it('refuses a removed member, from the moment of removePeer', async () => {
@@ -248,6 +249,8 @@ describe('GrpcTransport: message streams', () => {
     await waitFor(() => b.logger.warnings('was removed').length >= 2, 'later streams refused');
     assert.equal(a.logger.warnings('was removed')[0]?.fields?.['code'], grpc.status.FAILED_PRECONDITION);
     assert.deepStrictEqual(indexes(b.handler.messages), [1]);
+    // The removed member learns it from the refusal (etcd stops a member told it was removed).
+    assert.ok(a.handler.removedBy.includes(B));
   });
 
   it('refuses a member the isRemoved callback reports as removed', async () => {

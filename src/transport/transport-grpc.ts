@@ -41,6 +41,7 @@ import {
 import {
   formatNodeId,
   isWireMessageType,
+  removedMemberDetails,
   type SnapshotSink,
   type SnapshotSource,
   type Transport,
@@ -294,7 +295,7 @@ export class GrpcTransport implements Transport {
     const closers = this.inboundCalls.get(id);
     if (closers !== undefined) {
       for (const close of [...closers]) {
-        close({ code: grpc.status.FAILED_PRECONDITION, details: `member ${formatNodeId(id)} was removed from the cluster` });
+        close({ code: grpc.status.FAILED_PRECONDITION, details: removedMemberDetails(id) });
       }
     }
   }
@@ -393,7 +394,7 @@ export class GrpcTransport implements Transport {
     if (targetId !== this.options.selfId) {
       return refuse(`target ID mismatch: this is member ${formatNodeId(this.options.selfId)}, not ${formatNodeId(targetId)}`);
     }
-    if (this.isRemoved(senderId)) return refuse(`member ${formatNodeId(senderId)} was removed from the cluster`);
+    if (this.isRemoved(senderId)) return refuse(removedMemberDetails(senderId));
     return { ok: true, senderId };
   }
 
@@ -471,7 +472,7 @@ export class GrpcTransport implements Transport {
       if (this.stopped) return finish({ code: grpc.status.UNAVAILABLE, details: 'transport stopped' });
       if (!decoded.ok) return finish({ code: grpc.status.INVALID_ARGUMENT, details: `bad MessageBatch: ${decoded.error}` });
       if (this.isRemoved(senderId)) {
-        return finish({ code: grpc.status.FAILED_PRECONDITION, details: `member ${formatNodeId(senderId)} was removed from the cluster` });
+        return finish({ code: grpc.status.FAILED_PRECONDITION, details: removedMemberDetails(senderId) });
       }
       // The batch is checked as a whole first, so a bad batch delivers nothing.
       for (const message of decoded.value) {
@@ -596,7 +597,7 @@ export class GrpcTransport implements Transport {
     }
     if (this.stopped) return { code: grpc.status.UNAVAILABLE, details: 'transport stopped' };
     if (this.isRemoved(senderId)) {
-      return { code: grpc.status.FAILED_PRECONDITION, details: `member ${formatNodeId(senderId)} was removed from the cluster` };
+      return { code: grpc.status.FAILED_PRECONDITION, details: removedMemberDetails(senderId) };
     }
     this.logger.info('snapshot received', {
       local: formatNodeId(this.options.selfId),

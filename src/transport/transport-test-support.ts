@@ -32,6 +32,8 @@ export class RecordingHandler implements TransportHandler {
   readonly messages: Message[] = [];
   readonly unreachable: NodeId[] = [];
   readonly snapshotReports: { id: NodeId; outcome: 'finish' | 'failure' }[] = [];
+  /** Peers that reported this node removed. */
+  readonly removedBy: NodeId[] = [];
   /** Called on every message before it is recorded (for ordering checks). */
   onEachMessage: (message: Message) => void = () => {};
 
@@ -46,6 +48,10 @@ export class RecordingHandler implements TransportHandler {
 
   reportSnapshot(id: NodeId, outcome: 'finish' | 'failure'): void {
     this.snapshotReports.push({ id, outcome });
+  }
+
+  reportRemoved(id: NodeId): void {
+    this.removedBy.push(id);
   }
 
   /** Messages of one type from one sender, in arrival order. */

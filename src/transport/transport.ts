@@ -28,6 +28,18 @@ export interface TransportHandler {
   reportUnreachable(id: NodeId): void;
   /** The outcome of sending a MsgSnap to `id` (its body included). */
   reportSnapshot(id: NodeId, outcome: 'finish' | 'failure'): void;
+  /**
+   * Peer `id` refused this node's stream because it applied this node's removal (etcd: "the
+   * member has been permanently removed from the cluster"). The removal is committed, so the
+   * node stops, as etcd does: after the leader applied the removal it no longer sends this node
+   * the commit index that would let it apply the removal itself.
+   */
+  reportRemoved?(id: NodeId): void;
+}
+
+/** The details of the refusal a removed member's stream gets (FAILED_PRECONDITION). */
+export function removedMemberDetails(id: NodeId): string {
+  return `member ${formatNodeId(id)} was removed from the cluster`;
 }
 
 /** A snapshot body ready to be streamed: its size, checksum and bytes. */
