@@ -179,8 +179,10 @@ describe('etcd v3 leases through the etcd3 client', () => {
         const diedAt = performance.now();
         await cluster.kill(leader);
         const goneAfterMs = await msUntilGone(client, 'orphan', diedAt, DEADLINE_MS);
-        // TTL + checkpoint drift (1 ET) + election of a new leader (1-2 ET) + scan and polling slack.
-        assert.ok(goneAfterMs <= ttlSeconds * 1000 + 3 * ELECTION_TIMEOUT_MS + 500, `gone after ${Math.round(goneAfterMs)} ms`);
+        // TTL + checkpoint drift (1 ET) + election of a new leader (1-2 ET, and up to 4 ET more
+        // when the two survivors split a round: seen once, 2.8 s from the kill to a leader) +
+        // scan and polling slack.
+        assert.ok(goneAfterMs <= ttlSeconds * 1000 + 7 * ELECTION_TIMEOUT_MS + 500, `gone after ${Math.round(goneAfterMs)} ms`);
         assert.ok(goneAfterMs >= (ttlSeconds * 1000 * 2) / 3 - ELECTION_TIMEOUT_MS, `gone too early: after ${Math.round(goneAfterMs)} ms`);
       } finally {
         client.close();
