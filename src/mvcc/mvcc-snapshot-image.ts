@@ -79,7 +79,7 @@ export class MvccSnapshotImageError extends Error {
  */
 export async function* writeSnapshotImage(
   header: SnapshotImageHeader,
-  records: AsyncIterable<[Buffer, Buffer]> & { close(): Promise<void> },
+  records: AsyncIterable<[Buffer, Buffer]> & { close(): Promise<void>; nextv?(size: number): Promise<Array<[Buffer, Buffer]>> },
   leases: ReadonlyArray<readonly [Buffer, Buffer]> = [],
 ): AsyncGenerator<Uint8Array> {
   const digest = createHash('sha256');
@@ -94,28 +94,25 @@ export async function* writeSnapshotImage(
   head.writeBigUInt64BE(BigInt(header.revision), 20);
   head.writeBigUInt64BE(BigInt(header.compactRevision), 28);
   yield emit(head);
-  let parts: Buffer[] = [];
-  let partBytes = 0;
+  // Records are written straight into the frame being built (one allocation per frame, not
+  // three per record), read from level a batch at a time: a million records took ~12 s before.
+  const frames = new RecordFrameBuilder();
   let count = 0n;
+  let recordCount = 0;
   try {
-    for await (const [key, value] of records) {
-      const prefix = Buffer.allocUnsafe(2);
-      prefix.writeUInt16BE(key.length);
-      const length = Buffer.allocUnsafe(4);
-      length.writeUInt32BE(value.length);
-      parts.push(prefix, key, length, value);
-      partBytes += 2 + key.length + 4 + value.length;
-      count += 1n;
-      if (partBytes >= FRAME_TARGET_BYTES) {
-        yield emit(frame(KIND_RECORDS, Buffer.concat(parts, partBytes)));
-        parts = [];
-        partBytes = 0;
+    const batches = records.nextv === undefined ? singleRecords(records) : recordBatches(records as { nextv(size: number): Promise<Array<[Buffer, Buffer]>> });
+    for await (const batch of batches) {
+      for (const [key, value] of batch) {
+        frames.add(key, value);
+        recordCount += 1;
+        if (frames.payloadBytes() >= FRAME_TARGET_BYTES) yield emit(frames.take());
       }
     }
   } finally {
     await records.close();
   }
-  if (partBytes > 0) yield emit(frame(KIND_RECORDS, Buffer.concat(parts, partBytes)));
+  count = BigInt(recordCount);
+  if (frames.payloadBytes() > 0) yield emit(frames.take());
   const sortedLeases = [...leases].sort(([a], [b]) => Buffer.compare(a, b));
   for (let start = 0; start < sortedLeases.length; start += 4096) {
     const leaseParts: Buffer[] = [];
@@ -133,6 +130,65 @@ export async function* writeSnapshotImage(
   end.writeBigUInt64BE(count, 0);
   digest.digest().copy(end, 8);
   yield frame(KIND_END, end);
+}
+
+/** Record batches from an iterator that reads several per call (level's `nextv`). */
+async function* recordBatches(source: { nextv(size: number): Promise<Array<[Buffer, Buffer]>> }): AsyncGenerator<Array<[Buffer, Buffer]>> {
+  // The next batch is read while this one is framed.
+  let next = source.nextv(1024);
+  try {
+    for (let batch = await next; batch.length > 0; batch = await next) {
+      next = source.nextv(1024);
+      yield batch;
+    }
+  } finally {
+    await next.catch(() => undefined);
+  }
+}
+
+/** One-record batches from any async iterable. */
+async function* singleRecords(source: AsyncIterable<[Buffer, Buffer]>): AsyncGenerator<Array<[Buffer, Buffer]>> {
+  for await (const record of source) yield [record];
+}
+
+/**
+ * Builds KIND_RECORDS frames in place: the frame header, then `u16 key length | key | u32 value
+ * length | value` per record, exactly as `frame(KIND_RECORDS, payload)` would lay them out.
+ */
+class RecordFrameBuilder {
+  private buffer = Buffer.allocUnsafe(FRAME_HEADER_BYTES + 2 * FRAME_TARGET_BYTES);
+  private used = FRAME_HEADER_BYTES;
+
+  payloadBytes(): number {
+    return this.used - FRAME_HEADER_BYTES;
+  }
+
+  add(key: Buffer, value: Buffer): void {
+    const size = 2 + key.length + 4 + value.length;
+    if (this.used + size > this.buffer.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.used + size));
+      this.buffer.copy(bigger, 0, 0, this.used);
+      this.buffer = bigger;
+    }
+    let at = this.used;
+    at = this.buffer.writeUInt16BE(key.length, at);
+    at += key.copy(this.buffer, at);
+    at = this.buffer.writeUInt32BE(value.length, at);
+    at += value.copy(this.buffer, at);
+    this.used = at;
+  }
+
+  /** The frame built so far (a buffer of its own); the builder starts a new one. */
+  take(): Buffer {
+    const payload = this.buffer.subarray(FRAME_HEADER_BYTES, this.used);
+    this.buffer[0] = KIND_RECORDS;
+    this.buffer.writeUInt32BE(payload.length, 1);
+    this.buffer.writeUInt32BE(crc32(payload), 5);
+    const out = this.buffer.subarray(0, this.used);
+    this.buffer = Buffer.allocUnsafe(FRAME_HEADER_BYTES + 2 * FRAME_TARGET_BYTES);
+    this.used = FRAME_HEADER_BYTES;
+    return out;
+  }
 }
 
 function frame(kind: number, payload: Buffer): Buffer {
