@@ -26,6 +26,7 @@ import { crc32 } from 'node:zlib';
 import type { LogIndex } from '../raft/types';
 import { decodeLeaseRecord, decodeRecord, decodeRecordKey } from './record-codec';
 import type { Revision } from './types';
+import { prefetchedBatches } from './prefetched-batches';
 
 /** Current image format version. */
 export const MVCC_SNAPSHOT_IMAGE_VERSION = 2;
@@ -79,7 +80,7 @@ export class MvccSnapshotImageError extends Error {
  */
 export async function* writeSnapshotImage(
   header: SnapshotImageHeader,
-  records: AsyncIterable<[Buffer, Buffer]> & { close(): Promise<void>; nextv?(size: number): Promise<Array<[Buffer, Buffer]>> },
+  records: { nextv(size: number): Promise<Array<[Buffer, Buffer]>>; close(): Promise<void> },
   leases: ReadonlyArray<readonly [Buffer, Buffer]> = [],
 ): AsyncGenerator<Uint8Array> {
   const digest = createHash('sha256');
@@ -100,8 +101,7 @@ export async function* writeSnapshotImage(
   let count = 0n;
   let recordCount = 0;
   try {
-    const batches = records.nextv === undefined ? singleRecords(records) : recordBatches(records as { nextv(size: number): Promise<Array<[Buffer, Buffer]>> });
-    for await (const batch of batches) {
+    for await (const batch of prefetchedBatches(records, 1024)) {
       for (const [key, value] of batch) {
         frames.add(key, value);
         recordCount += 1;
@@ -130,25 +130,6 @@ export async function* writeSnapshotImage(
   end.writeBigUInt64BE(count, 0);
   digest.digest().copy(end, 8);
   yield frame(KIND_END, end);
-}
-
-/** Record batches from an iterator that reads several per call (level's `nextv`). */
-async function* recordBatches(source: { nextv(size: number): Promise<Array<[Buffer, Buffer]>> }): AsyncGenerator<Array<[Buffer, Buffer]>> {
-  // The next batch is read while this one is framed.
-  let next = source.nextv(1024);
-  try {
-    for (let batch = await next; batch.length > 0; batch = await next) {
-      next = source.nextv(1024);
-      yield batch;
-    }
-  } finally {
-    await next.catch(() => undefined);
-  }
-}
-
-/** One-record batches from any async iterable. */
-async function* singleRecords(source: AsyncIterable<[Buffer, Buffer]>): AsyncGenerator<Array<[Buffer, Buffer]>> {
-  for await (const record of source) yield [record];
 }
 
 /**

@@ -132,7 +132,7 @@ test('an empty image, also one with revision 0 in its header, restores to revisi
     assert.deepEqual([target.store.appliedIndex(), target.store.currentRevision()], [0, 1]);
     assert.deepEqual(await target.keys({ key: bytes('stale') }), []);
     // An image written when an empty store was at revision 0 (before etcd's numbering).
-    const noRecords = Object.assign((async function* () {})(), { close: async () => undefined });
+    const noRecords = { nextv: async () => [], close: async () => undefined };
     const oldImage: Buffer[] = [];
     for await (const chunk of writeSnapshotImage({ appliedIndex: 0, revision: 0, compactRevision: 0 }, noRecords)) oldImage.push(Buffer.from(chunk));
     await target.put('stale', 'x');

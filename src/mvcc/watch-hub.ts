@@ -30,6 +30,7 @@ import { assert } from './errors';
 import { rangeContains, resolveRange, toKeyString, type KeyRange, type KeyString } from './key-range';
 import type { MvccOutcome } from './errors';
 import type { HistoryChunk, MvccStore } from './mvcc-store';
+import { cachedPerObject } from './per-object-cache';
 import { EventType, type MvccEvent, type Revision } from './types';
 
 /** What a watcher watches (etcd WatchCreateRequest, minus the stream-level fields). */
@@ -328,22 +329,12 @@ export class WatchHub {
  * the watch service encodes each event object once (by identity) however many watchers get it.
  */
 const eventsWithoutPreviousKv = new WeakMap<MvccEvent, MvccEvent>();
+function withoutPreviousKv(event: MvccEvent): MvccEvent {
+  return cachedPerObject(eventsWithoutPreviousKv, event, () => ({ type: event.type, kv: event.kv }));
+}
 
 /** The event's key as a KeyString, computed once per event however many watchers test it. */
 const eventKeyStrings = new WeakMap<MvccEvent, KeyString>();
 function keyStringOf(event: MvccEvent): KeyString {
-  let key = eventKeyStrings.get(event);
-  if (key === undefined) {
-    key = toKeyString(event.kv.key);
-    eventKeyStrings.set(event, key);
-  }
-  return key;
-}
-function withoutPreviousKv(event: MvccEvent): MvccEvent {
-  let stripped = eventsWithoutPreviousKv.get(event);
-  if (stripped === undefined) {
-    stripped = { type: event.type, kv: event.kv };
-    eventsWithoutPreviousKv.set(event, stripped);
-  }
-  return stripped;
+  return cachedPerObject(eventKeyStrings, event, () => toKeyString(event.kv.key));
 }

@@ -48,6 +48,7 @@ import { encodeHeader, encodeKeyValue } from './kv-codec';
 import { requiresLeader, type LeaderMonitor } from './leader-monitor';
 import type { ServiceLogger } from './kv-service';
 import type { Watcher, WatchDelivery } from '../../mvcc/watch-hub';
+import { cachedPerObject } from '../../mvcc/per-object-cache';
 import type { MvccEvent } from '../../mvcc/types';
 
 /** etcd's default --experimental-watch-progress-notify-interval: 10 minutes. */
@@ -350,15 +351,7 @@ function encodedEventsFields(events: readonly MvccEvent[]): Buffer {
   if (shared !== undefined) return shared;
   const last = lastMergedDelivery;
   if (last !== undefined && last.events.length === events.length && last.events.every((event, index) => event === events[index])) return last.bytes;
-  const fields: Buffer[] = [];
-  for (const event of events) {
-    let field = encodedEventFields.get(event);
-    if (field === undefined) {
-      field = lengthDelimitedField(EVENTS_TAG, eventCodec.encode(encodeEvent(event)));
-      encodedEventFields.set(event, field);
-    }
-    fields.push(field);
-  }
+  const fields = events.map((event) => cachedPerObject(encodedEventFields, event, () => lengthDelimitedField(EVENTS_TAG, eventCodec.encode(encodeEvent(event)))));
   const bytes = Buffer.concat(fields);
   encodedDeliveries.set(events, bytes);
   lastMergedDelivery = { events, bytes };
