@@ -30,13 +30,30 @@ export interface RevisionPointer {
   readonly tombstone: boolean;
 }
 
-/** The cached latest version of a live key (everything of a KeyValue but the key). */
+/**
+ * The cached latest version of a live key (everything of a KeyValue but the key). The value is
+ * held as a latin1 string (one code unit per byte, see {@link valueString}): a string is one
+ * object on the V8 heap, a Buffer is two objects plus a slice of an 8 KiB pool slab that keeps
+ * the whole slab alive while any of its slices lives (a million 256-byte values held about
+ * 750 MiB of slabs that way).
+ */
 export interface CurrentValue {
   readonly createRevision: Revision;
   readonly modRevision: Revision;
   readonly version: number;
-  readonly value: Buffer;
+  /** The value's bytes as a latin1 string; {@link valueBytes} turns it back into bytes. */
+  readonly valueLatin1: string;
   readonly lease: LeaseId;
+}
+
+/** The latin1 string holding `bytes` (a copy) for {@link CurrentValue.valueLatin1}. */
+export function valueString(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+}
+
+/** The bytes of a {@link CurrentValue.valueLatin1} (a fresh Buffer). */
+export function valueBytes(valueLatin1: string): Buffer {
+  return Buffer.from(valueLatin1, 'latin1');
 }
 
 /** All the index knows about one key. See the invariants in the module overview. */

@@ -46,6 +46,24 @@ describe('revisions and versions', () => {
     assert.deepEqual((await t.get({ key: bytes('a') })).kvs.map(summary), ['a=3 c5 m5 v1']);
   });
 
+  test('values keep every byte value, at the current revision, in the past and after a reopen', async () => {
+    const value = Buffer.from(Array.from({ length: 512 }, (_, index) => (index * 7) % 256));
+    const check = async (what: string) => {
+      for (const revision of [0, 2]) {
+        const kvs = (await t.get({ key: bytes('bin'), revision })).kvs;
+        assert.equal(kvs.length, 1, what);
+        assert.ok(kvs[0]!.value.equals(value), `${what}, revision ${revision}`);
+      }
+      const put = unwrap(await t.write({ kind: 'put', request: { key: bytes('bin'), value: Buffer.alloc(0), ignoreValue: true, prevKv: true } }), 'put') as { prevKv?: KeyValue };
+      assert.ok(put.prevKv?.value.equals(value), `${what}: prev_kv of an ignore_value put`);
+      assert.ok((await t.get({ key: bytes('bin') })).kvs[0]!.value.equals(value), `${what}: the value an ignore_value put kept`);
+    };
+    await t.write({ kind: 'put', request: { key: bytes('bin'), value } });
+    await check('applied');
+    await t.reopen();
+    await check('reopened');
+  });
+
   test('deleting a missing key does not bump the revision', async () => {
     await t.put('a', '1');
     const deleted = await t.del('zzz');

@@ -115,7 +115,10 @@ export function decodeRecordKey(key: Uint8Array): { main: Revision; sub: number 
  * u64 stored here (revisions, versions) is below 2^53.
  */
 function readUint64Number(buffer: Buffer, offset: number): number {
-  return buffer.readUInt32BE(offset) * 0x1_0000_0000 + buffer.readUInt32BE(offset + 4);
+  const high = buffer.readUInt32BE(offset);
+  // The common case returns the low word as it is: a small integer, not a heap number (a product
+  // is a double, and objects holding doubles box them: 16 bytes each, four per key at open).
+  return high === 0 ? buffer.readUInt32BE(offset + 4) : high * 0x1_0000_0000 + buffer.readUInt32BE(offset + 4);
 }
 
 /** A decoded record: the full KeyValue (mod_revision from the record key) and its tombstone flag. */
@@ -171,8 +174,8 @@ export function decodeRecord(bytes: Uint8Array, modRevision: Revision): StoredRe
 /**
  * What the key index needs of a record when it is rebuilt at open, with as few allocations as
  * possible (a restart decodes every record): the key as a KeyString (latin1, one code unit per
- * byte), the tombstone flag, and the current value of a live key. The value is a VIEW into
- * `bytes`, which MUST be a buffer of its own (as level returns each value), not a shared one.
+ * byte), the tombstone flag, and the current value of a live key (its value copied into a latin1
+ * string, see CurrentValue).
  */
 export function decodeRecordForIndex(bytes: Buffer, modRevision: Revision): { key: string; tombstone: boolean; current: CurrentValue | undefined } {
   const keyLength = recordKeyLength(bytes);
@@ -186,7 +189,7 @@ export function decodeRecordForIndex(bytes: Buffer, modRevision: Revision): { ke
           createRevision: readUint64Number(bytes, 2),
           modRevision,
           version: readUint64Number(bytes, 10),
-          value: bytes.subarray(RECORD_HEADER_BYTES + keyLength),
+          valueLatin1: bytes.toString('latin1', RECORD_HEADER_BYTES + keyLength),
           lease: recordLease(bytes),
         },
   };

@@ -4,7 +4,7 @@
  * `beginRevision + 1` and take increasing sub-revisions; each write goes to the key index at once
  * (so later operations of the same txn read their own writes) and to the store's pending batch.
  */
-import type { CurrentValue, KeyIndex } from './key-index';
+import { valueBytes, valueString, type CurrentValue, type KeyIndex } from './key-index';
 import { fromKeyString, resolveRange, toKeyString, type KeyString } from './key-range';
 import { encodeRecord } from './record-codec';
 import { EventType, NO_LEASE, type DeleteRangeRequest, type DeleteRangeResponse, type KeyValue, type MvccEvent, type PutRequest, type PutResponse, type Revision } from './types';
@@ -47,19 +47,19 @@ export class WriteTransaction {
     const previousKv = previous === undefined ? undefined : currentKeyValue(key, previous);
     // A key missing here despite ignore_* (only reachable through etcd's "\0" delete quirk, where
     // etcd itself panics) is written with an empty value and no lease, identically everywhere.
-    const value = request.ignoreValue === true ? (previous?.value ?? EMPTY) : Buffer.from(request.value ?? EMPTY);
+    const value = request.ignoreValue === true ? (previousKv?.value ?? EMPTY) : Buffer.from(request.value ?? EMPTY);
     const lease = request.ignoreLease === true ? (previous?.lease ?? NO_LEASE) : (request.lease ?? NO_LEASE);
     const current: CurrentValue = {
       createRevision: previous?.createRevision ?? this.main,
       modRevision: this.main,
       version: (previous?.version ?? 0) + 1,
-      value,
+      valueLatin1: request.ignoreValue === true && previous !== undefined ? previous.valueLatin1 : valueString(value),
       lease,
     };
     const sub = this.events.length;
     const record = encodeRecord(false, { key: request.key, createRevision: current.createRevision, version: current.version, lease, value });
     this.records.push(this.store.stageWrite(key, this.main, sub, false, record, current));
-    const kv = currentKeyValue(key, current);
+    const kv: KeyValue = { key: fromKeyString(key), createRevision: current.createRevision, modRevision: this.main, version: current.version, value, lease };
     this.events.push(previousKv === undefined ? { type: EventType.Put, kv } : { type: EventType.Put, kv, prevKv: previousKv });
     return request.prevKv === true && previousKv !== undefined ? { revision: this.main, prevKv: previousKv } : { revision: this.main };
   }
@@ -85,14 +85,9 @@ export class WriteTransaction {
   }
 }
 
-/** The cached form of a live KeyValue. */
-export function currentValueOf(kv: KeyValue): CurrentValue {
-  return { createRevision: kv.createRevision, modRevision: kv.modRevision, version: kv.version, value: kv.value, lease: kv.lease };
-}
-
 /** A KeyValue from a key and its cached current value. */
 export function currentKeyValue(key: KeyString, current: CurrentValue): KeyValue {
-  return { key: fromKeyString(key), ...current };
+  return { key: fromKeyString(key), createRevision: current.createRevision, modRevision: current.modRevision, version: current.version, value: valueBytes(current.valueLatin1), lease: current.lease };
 }
 
 /** A DELETE event's kv: only the key and the deletion's revision (etcd). */
