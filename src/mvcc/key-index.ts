@@ -9,7 +9,7 @@
  * Keys are {@link KeyString}s, so string comparison is byte comparison. A bulk load sorts once.
  *
  * Invariants (per {@link KeyEntry}):
- * - `revisions` is strictly ascending by (main, sub) and never empty while the entry is indexed;
+ * - its pointers are strictly ascending by (main, sub) and never empty while the entry is indexed;
  * - `current` is defined exactly when the last revision is not a tombstone, and then describes the
  *   record at that last revision;
  * - generations are implicit: a tombstone ends one; the next put starts a new one (version 1).
@@ -56,11 +56,78 @@ export function valueBytes(valueLatin1: string): Buffer {
   return Buffer.from(valueLatin1, 'latin1');
 }
 
-/** All the index knows about one key. See the invariants in the module overview. */
-export interface KeyEntry {
-  readonly key: KeyString;
-  revisions: RevisionPointer[];
-  current: CurrentValue | undefined;
+/**
+ * All the index knows about one key. See the invariants in the module overview. One object per
+ * key: the newest pointer lives in the entry's own fields and older pointers (only a key written
+ * again since the last compaction has any) in one flat array of small integers, so a key written
+ * once costs one object, where a pointer array costs three (about 90 bytes more per key).
+ */
+export class KeyEntry {
+  /** Main revision of the newest pointer. */
+  private newestMain: Revision;
+  /** Sub revision of the newest pointer, bitwise-complemented (negative) for a tombstone. */
+  private newestSub: number;
+  /** Older pointers, oldest first, as pairs (main, sub encoded as {@link newestSub}); undefined: none. */
+  private older: number[] | undefined = undefined;
+
+  constructor(
+    readonly key: KeyString,
+    pointer: RevisionPointer,
+    public current: CurrentValue | undefined,
+  ) {
+    this.newestMain = pointer.main;
+    this.newestSub = encodeSub(pointer);
+  }
+
+  /** Number of pointers kept (at least one while the entry is indexed). */
+  get pointerCount(): number {
+    return this.older === undefined ? 1 : this.older.length / 2 + 1;
+  }
+
+  /** Main revision of pointer `position` (0: the oldest kept). */
+  mainAt(position: number): Revision {
+    return position === this.pointerCount - 1 ? this.newestMain : this.older![position * 2]!;
+  }
+
+  /** Pointer `position` (0: the oldest kept), as a fresh object. */
+  pointerAt(position: number): RevisionPointer {
+    return position === this.pointerCount - 1 ? decodePointer(this.newestMain, this.newestSub) : decodePointer(this.older![position * 2]!, this.older![position * 2 + 1]!);
+  }
+
+  /** Whether `pointer` is this key's newest. */
+  isNewest(pointer: { main: Revision; sub: number }): boolean {
+    return pointer.main === this.newestMain && pointer.sub === decodeSub(this.newestSub);
+  }
+
+  /** Appends `pointer`, which MUST be newer than every pointer kept. */
+  push(pointer: RevisionPointer): void {
+    if (compareRevisions({ main: this.newestMain, sub: decodeSub(this.newestSub) }, pointer) >= 0) {
+      throw new Error(`assertion failed: key index append out of order at ${pointer.main}.${pointer.sub}`);
+    }
+    if (this.older === undefined) this.older = [this.newestMain, this.newestSub];
+    else this.older.push(this.newestMain, this.newestSub);
+    this.newestMain = pointer.main;
+    this.newestSub = encodeSub(pointer);
+  }
+
+  /** Drops the `count` oldest pointers; `count` MUST be below {@link pointerCount}. */
+  dropOldest(count: number): void {
+    if (count <= 0) return;
+    const remaining = this.older!.slice(count * 2);
+    this.older = remaining.length === 0 ? undefined : remaining;
+  }
+}
+
+function encodeSub(pointer: RevisionPointer): number {
+  return pointer.tombstone ? ~pointer.sub : pointer.sub;
+}
+
+function decodeSub(encoded: number): number {
+  return encoded < 0 ? ~encoded : encoded;
+}
+
+function decodePointer(main: Revision, encodedSub: number): RevisionPointer {
+  return { main, sub: decodeSub(encodedSub), tombstone: encodedSub < 0 };
 }
 
 /** Compares two pointers by (main, sub). */
@@ -70,28 +137,26 @@ export function compareRevisions(a: { main: Revision; sub: number }, b: { main: 
 
 /** The last pointer of `entry` with main <= `revision`, or undefined. Binary search. */
 export function pointerAt(entry: KeyEntry, revision: Revision): RevisionPointer | undefined {
-  const revisions = entry.revisions;
   let low = 0;
-  let high = revisions.length;
+  let high = entry.pointerCount;
   while (low < high) {
     const middle = (low + high) >>> 1;
-    if (revisions[middle]!.main <= revision) low = middle + 1;
+    if (entry.mainAt(middle) <= revision) low = middle + 1;
     else high = middle;
   }
-  return low === 0 ? undefined : revisions[low - 1];
+  return low === 0 ? undefined : entry.pointerAt(low - 1);
 }
 
 /** The pointer right before `pointer` in `entry` (the previous version or tombstone), if kept. */
 export function pointerBefore(entry: KeyEntry, pointer: { main: Revision; sub: number }): RevisionPointer | undefined {
-  const revisions = entry.revisions;
   let low = 0;
-  let high = revisions.length;
+  let high = entry.pointerCount;
   while (low < high) {
     const middle = (low + high) >>> 1;
-    if (compareRevisions(revisions[middle]!, pointer) < 0) low = middle + 1;
+    if (compareRevisions(entry.pointerAt(middle), pointer) < 0) low = middle + 1;
     else high = middle;
   }
-  return low === 0 ? undefined : revisions[low - 1];
+  return low === 0 ? undefined : entry.pointerAt(low - 1);
 }
 
 /** The key index. Not persistent: rebuilt from level at open (MvccStore.open). */
@@ -115,20 +180,13 @@ export class KeyIndex {
    * The pointer MUST be newer than every pointer the key already has.
    */
   append(key: KeyString, pointer: RevisionPointer, current: CurrentValue | undefined): void {
-    let entry = this.entries.get(key);
+    const entry = this.entries.get(key);
     if (entry === undefined) {
-      // Created holding its first pointer: an empty array that is then pushed to gets a backing
-      // store of 17 slots, about 130 bytes more per key than this one-slot literal.
-      entry = { key, revisions: [pointer], current };
-      this.entries.set(key, entry);
+      this.entries.set(key, new KeyEntry(key, pointer, current));
       if (!this.sortedKeysStale) this.sortedKeys.insert(key);
       return;
     }
-    const last = entry.revisions[entry.revisions.length - 1];
-    if (last !== undefined && compareRevisions(last, pointer) >= 0) {
-      throw new Error(`assertion failed: key index append out of order at ${pointer.main}.${pointer.sub}`);
-    }
-    entry.revisions.push(pointer);
+    entry.push(pointer);
     entry.current = current;
   }
 
@@ -180,18 +238,19 @@ export class KeyIndex {
     let dropped = 0;
     let removedKeys = false;
     for (const entry of this.entries.values()) {
-      const revisions = entry.revisions;
-      if (revisions.length === 0 || revisions[0]!.main > revision) continue;
+      const count = entry.pointerCount;
+      if (entry.mainAt(0) > revision) continue;
       // Index of the largest pointer with main <= revision.
       let keep = 0;
-      while (keep + 1 < revisions.length && revisions[keep + 1]!.main <= revision) keep += 1;
-      const dropCount = revisions[keep]!.tombstone ? keep + 1 : keep;
+      while (keep + 1 < count && entry.mainAt(keep + 1) <= revision) keep += 1;
+      const dropCount = entry.pointerAt(keep).tombstone ? keep + 1 : keep;
       if (dropCount === 0) continue;
       dropped += dropCount;
-      entry.revisions = revisions.slice(dropCount);
-      if (entry.revisions.length === 0) {
+      if (dropCount === count) {
         this.entries.delete(entry.key);
         removedKeys = true;
+      } else {
+        entry.dropOldest(dropCount);
       }
     }
     if (removedKeys) this.sortedKeys.retain((key) => this.entries.has(key));

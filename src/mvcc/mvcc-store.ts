@@ -641,8 +641,7 @@ export class MvccStore implements TransactionTarget {
     const result: Array<KeyValue | undefined> = new Array(located.length);
     const missing: number[] = [];
     located.forEach(({ entry, pointer }, position) => {
-      const last = entry.revisions[entry.revisions.length - 1];
-      if (last === pointer && entry.current !== undefined && pointer.main <= latest) {
+      if (entry.current !== undefined && pointer.main <= latest && entry.isNewest(pointer)) {
         result[position] = currentKeyValue(entry.key, entry.current);
         return;
       }
