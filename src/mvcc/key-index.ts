@@ -20,7 +20,7 @@
  */
 import type { KeyRange, KeyString } from './key-range';
 import { SortedKeys } from './sorted-keys';
-import type { LeaseId, Revision } from './types';
+import { NO_LEASE, type LeaseId, type Revision } from './types';
 
 /** Where one version of a key lives: (main, sub) revision; a tombstone marks a deletion. */
 export interface RevisionPointer {
@@ -58,9 +58,10 @@ export function valueBytes(valueLatin1: string): Buffer {
 
 /**
  * All the index knows about one key. See the invariants in the module overview. One object per
- * key: the newest pointer lives in the entry's own fields and older pointers (only a key written
- * again since the last compaction has any) in one flat array of small integers, so a key written
- * once costs one object, where a pointer array costs three (about 90 bytes more per key).
+ * key: the newest pointer and the current value live in the entry's own fields, older pointers
+ * (only a key written again since the last compaction has any) in one flat array of small
+ * integers. A key written once costs one object, where a pointer array, a pointer and a current
+ * value object cost four (about 150 bytes more per key).
  */
 export class KeyEntry {
   /** Main revision of the newest pointer. */
@@ -69,14 +70,55 @@ export class KeyEntry {
   private newestSub: number;
   /** Older pointers, oldest first, as pairs (main, sub encoded as {@link newestSub}); undefined: none. */
   private older: number[] | undefined = undefined;
+  /** The current value's fields (see {@link CurrentValue}); its modRevision is {@link newestMain}. */
+  private createRevision: Revision = 0;
+  private version = 0;
+  /** Undefined exactly when there is no current value (the newest pointer is a tombstone). */
+  private valueLatin1: string | undefined = undefined;
+  private lease: LeaseId = NO_LEASE;
 
   constructor(
     readonly key: KeyString,
     pointer: RevisionPointer,
-    public current: CurrentValue | undefined,
+    current: CurrentValue | undefined,
   ) {
     this.newestMain = pointer.main;
     this.newestSub = encodeSub(pointer);
+    this.setCurrent(current);
+  }
+
+  /** Whether the key is live (has a current value). */
+  get live(): boolean {
+    return this.valueLatin1 !== undefined;
+  }
+
+  /** The live key's lease, NO_LEASE if none or not live. */
+  get currentLease(): LeaseId {
+    return this.lease;
+  }
+
+  /** The current value (a fresh object), undefined if the key is not live. */
+  get current(): CurrentValue | undefined {
+    if (this.valueLatin1 === undefined) return undefined;
+    return { createRevision: this.createRevision, modRevision: this.newestMain, version: this.version, valueLatin1: this.valueLatin1, lease: this.lease };
+  }
+
+  /** Sets the current value; its modRevision MUST be the newest pointer's main revision. */
+  setCurrent(current: CurrentValue | undefined): void {
+    if (current === undefined) {
+      this.createRevision = 0;
+      this.version = 0;
+      this.valueLatin1 = undefined;
+      this.lease = NO_LEASE;
+      return;
+    }
+    if (current.modRevision !== this.newestMain) {
+      throw new Error(`assertion failed: current value at ${current.modRevision}, newest pointer at ${this.newestMain}`);
+    }
+    this.createRevision = current.createRevision;
+    this.version = current.version;
+    this.valueLatin1 = current.valueLatin1;
+    this.lease = current.lease;
   }
 
   /** Number of pointers kept (at least one while the entry is indexed). */
@@ -187,7 +229,7 @@ export class KeyIndex {
       return;
     }
     entry.push(pointer);
-    entry.current = current;
+    entry.setCurrent(current);
   }
 
   /**

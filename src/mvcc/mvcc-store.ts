@@ -523,7 +523,7 @@ export class MvccStore implements TransactionTarget {
   /** etcd checkPut against the state before the transaction: ignore_* need the key; the lease must exist. */
   private checkPut(request: PutRequest): 'key-not-found' | 'lease-not-found' | undefined {
     if (request.ignoreValue === true || request.ignoreLease === true) {
-      if (this.index.get(toKeyString(request.key))?.current === undefined) return 'key-not-found';
+      if (this.index.get(toKeyString(request.key))?.live !== true) return 'key-not-found';
     }
     const lease = request.lease ?? NO_LEASE;
     if (lease === NO_LEASE) return undefined;
@@ -558,7 +558,8 @@ export class MvccStore implements TransactionTarget {
   private evaluateCurrent(compare: Compare): boolean {
     const kvs: KeyValue[] = [];
     this.index.visit(resolveRange(compare.key, compare.rangeEnd), (entry) => {
-      if (entry.current !== undefined) kvs.push(currentKeyValue(entry.key, entry.current));
+      const current = entry.current;
+      if (current !== undefined) kvs.push(currentKeyValue(entry.key, current));
       return true;
     });
     return evaluateCompare(compare, kvs);
@@ -641,8 +642,9 @@ export class MvccStore implements TransactionTarget {
     const result: Array<KeyValue | undefined> = new Array(located.length);
     const missing: number[] = [];
     located.forEach(({ entry, pointer }, position) => {
-      if (entry.current !== undefined && pointer.main <= latest && entry.isNewest(pointer)) {
-        result[position] = currentKeyValue(entry.key, entry.current);
+      const current = pointer.main <= latest && entry.isNewest(pointer) ? entry.current : undefined;
+      if (current !== undefined) {
+        result[position] = currentKeyValue(entry.key, current);
         return;
       }
       const staged = this.pending.get(recordKey(pointer.main, pointer.sub).toString('hex'));
@@ -671,7 +673,7 @@ export class MvccStore implements TransactionTarget {
   /** @internal Stages a record write and updates the index. */
   stageWrite(key: KeyString, main: Revision, sub: number, tombstone: boolean, record: Buffer, current: CurrentValue | undefined): { type: 'put'; key: Buffer; value: Buffer } {
     // Attach, re-attach or detach: a put moves the key to its new lease, a delete frees it.
-    this.reattach(key, this.index.get(key)?.current?.lease ?? NO_LEASE, current?.lease ?? NO_LEASE);
+    this.reattach(key, this.index.get(key)?.currentLease ?? NO_LEASE, current?.lease ?? NO_LEASE);
     this.index.append(key, { main, sub, tombstone }, current);
     const levelKey = recordKey(main, sub);
     this.pending.set(levelKey.toString('hex'), record);
@@ -953,7 +955,7 @@ export class MvccStore implements TransactionTarget {
     }
     const everything = Buffer.from([0]);
     this.index.visit(resolveRange(everything, everything), (entry) => {
-      if (entry.current !== undefined) this.reattach(entry.key, NO_LEASE, entry.current.lease);
+      if (entry.live) this.reattach(entry.key, NO_LEASE, entry.currentLease);
       return true;
     });
     // Records a crash left behind an unfinished physical compaction are dropped from the index

@@ -68,7 +68,8 @@ export class WriteTransaction {
   deleteRange(request: DeleteRangeRequest): DeleteRangeResponse {
     const live: Array<{ key: KeyString; current: CurrentValue }> = [];
     this.store.keyIndex().visit(resolveRange(request.key, request.rangeEnd), (entry) => {
-      if (entry.current !== undefined) live.push({ key: entry.key, current: entry.current });
+      const current = entry.current;
+      if (current !== undefined) live.push({ key: entry.key, current });
       return true;
     });
     const prevKvs: KeyValue[] = [];
