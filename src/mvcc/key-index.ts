@@ -118,7 +118,8 @@ export class KeyEntry {
     this.createRevision = current.createRevision;
     this.version = current.version;
     this.valueLatin1 = current.valueLatin1;
-    this.lease = current.lease;
+    // No lease is the one shared constant, not a 0n decoded per request (16 bytes per key).
+    this.lease = current.lease === NO_LEASE ? NO_LEASE : current.lease;
   }
 
   /** Number of pointers kept (at least one while the entry is indexed). */

@@ -108,6 +108,8 @@ interface StreamWatcher {
   readonly watcher: Watcher;
   readonly progressNotify: boolean;
   readonly fragment: boolean;
+  /** The response's `watch_id` field, encoded once (empty for id 0, which is not sent). */
+  readonly watchIdField: Buffer;
   /** etcd's `progress[id]`: true when nothing was sent since the last progress tick. */
   quietSinceTick: boolean;
   /** The pump is waiting in `watcher.next()` (everything pulled so far was sent). */
@@ -230,6 +232,7 @@ class WatchStream {
       watcher,
       progressNotify: boolField(request, 'progress_notify'),
       fragment: boolField(request, 'fragment'),
+      watchIdField: id === 0 ? EMPTY_FIELD : Buffer.from([WATCH_ID_TAG, ...varintBytes(id)]),
       quietSinceTick: true,
       waitingForDelivery: false,
       ended: false,
@@ -281,7 +284,7 @@ class WatchStream {
   private sendEvents(entry: StreamWatcher, events: readonly MvccEvent[]): void {
     if (!entry.fragment || events.length < 2) {
       // A pre-encoded response: etcd-proto.ts's serializer passes Buffers through.
-      if (!this.closed) this.call.write(encodedEventsResponse(this.backend.header(), entry.id, events) as unknown as ProtoObject);
+      if (!this.closed) this.call.write(encodedEventsResponse(this.backend.header(), entry.watchIdField, events) as unknown as ProtoObject);
       return;
     }
     const base: ProtoObject = { header: this.header(), watch_id: entry.id };
@@ -320,42 +323,56 @@ const WATCH_ID_TAG = (2 << 3) | 0;
 const EVENTS_TAG = (11 << 3) | 2;
 const headerCodec = messageCodec('etcdserverpb.ResponseHeader');
 
+const EMPTY_FIELD = Buffer.alloc(0);
+
 /** Each event's encoding as a WatchResponse `events` field, made once per event object. */
 const encodedEventFields = new WeakMap<MvccEvent, Buffer>();
+
+/** The `events` fields of a delivery, ready to be joined behind a header and a watch_id. */
+interface EncodedEvents {
+  readonly fields: readonly Buffer[];
+  readonly bytes: number;
+}
+
 /** The `events` fields of a whole delivery, by its array (the hub shares one array between watchers). */
-const encodedDeliveries = new WeakMap<readonly MvccEvent[], Buffer>();
+const encodedDeliveries = new WeakMap<readonly MvccEvent[], EncodedEvents>();
 /** The last merged delivery encoded: watchers behind by the same revisions merge equal lists. */
-let lastMergedDelivery: { readonly events: readonly MvccEvent[]; readonly bytes: Buffer } | undefined;
+let lastMergedDelivery: { readonly events: readonly MvccEvent[]; readonly encoded: EncodedEvents } | undefined;
 /** The last header encoded as a WatchResponse `header` field (a burst shares one revision). */
-let lastHeaderField: { readonly key: string; readonly bytes: Buffer } | undefined;
+let lastHeaderField: (HeaderFields & { readonly bytes: Buffer }) | undefined;
 
 /**
  * A WatchResponse `{header, watch_id, events}` as bytes, in field order as Go's encoder writes it.
  * Delivering one revision to a thousand watchers encodes each event and the header once, not a
- * thousand times: only the watch_id differs between them.
+ * thousand times: only the watch_id differs between them, and each response is one copy of the
+ * shared pieces.
  */
-function encodedEventsResponse(fields: HeaderFields, watchId: number, events: readonly MvccEvent[]): Buffer {
-  const headerKey = `${fields.clusterId}/${fields.memberId}/${fields.revision}/${fields.raftTerm}`;
-  if (lastHeaderField?.key !== headerKey) {
-    lastHeaderField = { key: headerKey, bytes: lengthDelimitedField(HEADER_TAG, headerCodec.encode(encodeHeader(fields, fields.revision))) };
-  }
-  const parts: Buffer[] = [lastHeaderField.bytes];
-  if (watchId !== 0) parts.push(Buffer.from([WATCH_ID_TAG, ...varintBytes(watchId)]));
-  parts.push(encodedEventsFields(events));
-  return Buffer.concat(parts);
+function encodedEventsResponse(fields: HeaderFields, watchIdField: Buffer, events: readonly MvccEvent[]): Buffer {
+  const last = lastHeaderField;
+  const header =
+    last !== undefined && last.revision === fields.revision && last.raftTerm === fields.raftTerm && last.memberId === fields.memberId && last.clusterId === fields.clusterId
+      ? last.bytes
+      : (lastHeaderField = { ...fields, bytes: lengthDelimitedField(HEADER_TAG, headerCodec.encode(encodeHeader(fields, fields.revision))) }).bytes;
+  const encoded = encodedEvents(events);
+  return Buffer.concat([header, watchIdField, ...encoded.fields], header.length + watchIdField.length + encoded.bytes);
 }
 
-/** The `events` fields of `events`, encoded once per shared list (see encodedDeliveries). */
-function encodedEventsFields(events: readonly MvccEvent[]): Buffer {
+/** The `events` fields of `events`, found once per shared list (see encodedDeliveries). */
+function encodedEvents(events: readonly MvccEvent[]): EncodedEvents {
   const shared = encodedDeliveries.get(events);
   if (shared !== undefined) return shared;
   const last = lastMergedDelivery;
-  if (last !== undefined && last.events.length === events.length && last.events.every((event, index) => event === events[index])) return last.bytes;
-  const fields = events.map((event) => cachedPerObject(encodedEventFields, event, () => lengthDelimitedField(EVENTS_TAG, eventCodec.encode(encodeEvent(event)))));
-  const bytes = Buffer.concat(fields);
-  encodedDeliveries.set(events, bytes);
-  lastMergedDelivery = { events, bytes };
-  return bytes;
+  if (last !== undefined && last.events.length === events.length && last.events.every((event, index) => event === events[index])) return last.encoded;
+  let bytes = 0;
+  const fields = events.map((event) => {
+    const field = cachedPerObject(encodedEventFields, event, () => lengthDelimitedField(EVENTS_TAG, eventCodec.encode(encodeEvent(event))));
+    bytes += field.length;
+    return field;
+  });
+  const encoded = { fields, bytes };
+  encodedDeliveries.set(events, encoded);
+  lastMergedDelivery = { events, encoded };
+  return encoded;
 }
 
 function lengthDelimitedField(tag: number, body: Buffer): Buffer {
