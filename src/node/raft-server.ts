@@ -111,6 +111,8 @@ export interface TransportPort {
   send(messages: readonly Message[]): void;
   addPeer(id: NodeId, url: string): void;
   removePeer(id: NodeId): void;
+  /** See Transport.snapshotsInFlight. */
+  snapshotsInFlight(): number;
 }
 
 /** Options of one running node. */
@@ -923,8 +925,14 @@ export class RaftServer extends EventEmitter {
         return;
       }
       this.snapshotIndex = index;
+      // While a snapshot is streaming to a follower, that follower will need the entries after
+      // it: compacting them now would force a second, newer snapshot on it (seen with a million
+      // keys: a 200 MB snapshot, then a 300 MB one). etcd pauses compaction the same way; the next
+      // snapshot compacts.
+      const sending = this.transport.snapshotsInFlight();
       const compactIndex = Math.max(1, index - this.options.snapshotCatchUpEntries);
-      if (compactIndex > this.storage.firstIndex()) this.storage.compact(compactIndex);
+      if (sending > 0) this.logger.info({ index, sending }, 'log compaction skipped: a snapshot is being sent to a follower');
+      else if (compactIndex > this.storage.firstIndex()) this.storage.compact(compactIndex);
       await this.wal.releaseTo(index);
       await this.snapshots.release(index);
       this.metrics?.snapshots.inc({ event: 'created' });
