@@ -111,6 +111,22 @@ describe('raftexample: a three-node cluster of real processes', () => {
       }
       assert.match(cluster.logOf(added), /restoring state machine from snapshot/);
       assert.ok(((await status(cluster, added)).snapshotIndex ?? 0) > 0);
+      // The leader's next compaction kept the entries after the snapshot it sent: a large state
+      // machine takes a while to install, and the member then needs them.
+      for (let i = 0; i < 40; i++) await putOk(cluster, 1 + (i % 3), `/after-${i}`, `w${i}`);
+      const kept = await waitUntil(
+        () => {
+          for (const id of [1, 2, 3]) {
+            const lines = cluster.logOf(id).split('\n');
+            const sent = lines.find((line) => line.includes('raft: sent snapshot'));
+            const keptLine = lines.find((line) => line.includes('log kept from the snapshot last sent to a follower'));
+            if (sent !== undefined && keptLine !== undefined) return { sent: JSON.parse(sent) as { index: number }, kept: JSON.parse(keptLine) as { compactIndex: number } };
+          }
+          return undefined;
+        },
+        { timeoutMs: DEADLINE_MS, description: 'a compaction after the snapshot was sent' },
+      );
+      assert.ok(kept.kept.compactIndex <= kept.sent.index, `compacted to ${kept.kept.compactIndex}, past the snapshot sent at ${kept.sent.index}`);
     });
   });
 });

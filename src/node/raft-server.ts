@@ -29,6 +29,7 @@ import { decodeConfChange } from '../raft/conf-change';
 import {
   ConfChangeType,
   EntryType,
+  MessageType,
   NONE,
   ReadOnlyOption,
   Role,
@@ -111,8 +112,6 @@ export interface TransportPort {
   send(messages: readonly Message[]): void;
   addPeer(id: NodeId, url: string): void;
   removePeer(id: NodeId): void;
-  /** See Transport.snapshotsInFlight. */
-  snapshotsInFlight(): number;
 }
 
 /** Options of one running node. */
@@ -200,6 +199,14 @@ export class RaftServer extends EventEmitter {
   private appliedIndex: LogIndex;
   private snapshotIndex: LogIndex;
   private snapshotInFlight: Promise<void> | undefined;
+  /**
+   * Followers sent a snapshot since the last compaction, and that snapshot's index. The next
+   * compaction keeps the entries after it: the follower needs them once it has installed the
+   * snapshot, which takes a while with a large state machine (with a million keys, compacting them
+   * meanwhile forced a second, newer snapshot on a joining member: 200 MB, then 300 MB). Cleared at
+   * each compaction, so a follower that never catches up holds the log back by one cycle at most.
+   */
+  private readonly snapshotsSentSince = new Map<NodeId, LogIndex>();
   /** The tail of the apply queue (see enqueueApply) and how many batches it holds. */
   private applyChain: Promise<void> = Promise.resolve();
   private appliesInFlight = 0;
@@ -746,6 +753,9 @@ export class RaftServer extends EventEmitter {
 
   private send(messages: readonly Message[]): void {
     if (messages.length === 0) return;
+    for (const message of messages) {
+      if (message.type === MessageType.MsgSnap && message.snapshot !== undefined) this.snapshotsSentSince.set(message.to, message.snapshot.metadata.index);
+    }
     this.metrics?.peerMessagesSent.inc(messages.length);
     this.transport.send(messages);
   }
@@ -925,14 +935,12 @@ export class RaftServer extends EventEmitter {
         return;
       }
       this.snapshotIndex = index;
-      // While a snapshot is streaming to a follower, that follower will need the entries after
-      // it: compacting them now would force a second, newer snapshot on it (seen with a million
-      // keys: a 200 MB snapshot, then a 300 MB one). etcd pauses compaction the same way; the next
-      // snapshot compacts.
-      const sending = this.transport.snapshotsInFlight();
-      const compactIndex = Math.max(1, index - this.options.snapshotCatchUpEntries);
-      if (sending > 0) this.logger.info({ index, sending }, 'log compaction skipped: a snapshot is being sent to a follower');
-      else if (compactIndex > this.storage.firstIndex()) this.storage.compact(compactIndex);
+      const compactIndex = Math.max(1, Math.min(index - this.options.snapshotCatchUpEntries, ...this.snapshotsSentSince.values()));
+      if (this.snapshotsSentSince.size > 0) {
+        this.logger.info({ index, compactIndex, sentTo: [...this.snapshotsSentSince.keys()].map(String) }, 'log kept from the snapshot last sent to a follower');
+      }
+      this.snapshotsSentSince.clear();
+      if (compactIndex > this.storage.firstIndex()) this.storage.compact(compactIndex);
       await this.wal.releaseTo(index);
       await this.snapshots.release(index);
       this.metrics?.snapshots.inc({ event: 'created' });

@@ -101,8 +101,6 @@ export function callMetadataFor(context: GrpcPeerContext, targetId: NodeId): grp
  * from the transport only, and none throws on network conditions.
  */
 export class GrpcPeer {
-  /** Snapshots being sent to this peer now (see Transport.snapshotsInFlight). */
-  snapshotsSending = 0;
   private url: string;
   private client: grpc.Client;
   private snapshotClient: grpc.Client | undefined;
@@ -144,9 +142,7 @@ export class GrpcPeer {
   /** Starts sending a MsgSnap and its body; the outcome is reported later. Never throws. */
   sendSnapshot(message: Message): void {
     if (this.state === 'stopped') return;
-    this.snapshotsSending += 1;
     void this.transferSnapshot(message).then((outcome) => {
-      this.snapshotsSending -= 1;
       if (this.state !== 'stopped') this.context.handler.reportSnapshot(this.id, outcome);
     });
   }

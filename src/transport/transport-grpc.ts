@@ -309,12 +309,6 @@ export class GrpcTransport implements Transport {
   }
 
   /** Queues each message for its peer. Never blocks or throws (see {@link Transport.send}). */
-  snapshotsInFlight(): number {
-    let sending = 0;
-    for (const peer of this.peers.values()) sending += peer.snapshotsSending;
-    return sending;
-  }
-
   send(messages: readonly Message[]): void {
     if (this.stopped) return;
     for (const message of messages) {

@@ -84,7 +84,6 @@ export class MemoryTransport implements Transport {
   private readonly snapshotSource: SnapshotSource;
   private readonly snapshotSink: SnapshotSink;
   private readonly peerUrls = new Map<NodeId, string>();
-  private readonly snapshotsSending = new Map<NodeId, number>();
   private readonly removedIds = new Set<NodeId>();
   private running = false;
 
@@ -163,16 +162,8 @@ export class MemoryTransport implements Transport {
     if (this.accepts(message)) this.handler.onMessage(message);
   }
 
-  /** Snapshots being sent to peers still known (see Transport.snapshotsInFlight). */
-  snapshotsInFlight(): number {
-    let sending = 0;
-    for (const [peer, count] of this.snapshotsSending) if (this.peerUrls.has(peer)) sending += count;
-    return sending;
-  }
-
   private async transferSnapshot(message: Message, deliverable: boolean): Promise<void> {
     let outcome: 'finish' | 'failure' = 'failure';
-    this.snapshotsSending.set(message.to, (this.snapshotsSending.get(message.to) ?? 0) + 1);
     try {
       await Promise.resolve(); // never call back inside send()
       const receiver = this.network.lookup(message.to);
@@ -182,10 +173,6 @@ export class MemoryTransport implements Transport {
       }
     } catch {
       outcome = 'failure';
-    } finally {
-      const sending = this.snapshotsSending.get(message.to)! - 1;
-      if (sending === 0) this.snapshotsSending.delete(message.to);
-      else this.snapshotsSending.set(message.to, sending);
     }
     if (this.running) this.handler.reportSnapshot(message.to, outcome);
   }

@@ -97,12 +97,6 @@ export interface Transport {
    * trouble, reported through the handler later. MsgSnap goes through the snapshot path.
    */
   send(messages: readonly Message[]): void;
-  /**
-   * Snapshots being sent right now (their bodies still streaming) to peers still known. The
-   * runtime does not compact its log meanwhile: the follower will need the entries after the
-   * snapshot (etcd pauses compaction the same way).
-   */
-  snapshotsInFlight(): number;
   /** Stops listening, closes every connection and drops every queue. */
   stop(): Promise<void>;
 }
