@@ -80,10 +80,20 @@ export async function openDurableState(options: OpenDurableStateOptions): Promis
 
   if (!Wal.exists(walDir)) return createDurableState(options, walDir, snapDir);
 
-  const opened = await Wal.open(walDir, { logger: walLogger });
+  // The WAL and the state machine are read at the same time: with a million keys each takes
+  // seconds, the state machine mostly waiting on level's reads, which the WAL's checks fill.
+  const [walOpened, stateMachineOpened] = await Promise.allSettled([Wal.open(walDir, { logger: walLogger }), openStateMachine(options, walLogger)]);
+  if (walOpened.status === 'rejected' || stateMachineOpened.status === 'rejected') {
+    if (walOpened.status === 'fulfilled') await walOpened.value.wal.close().catch(() => undefined);
+    if (stateMachineOpened.status === 'fulfilled') await stateMachineOpened.value.close().catch(() => undefined);
+    throw walOpened.status === 'rejected' ? walOpened.reason : (stateMachineOpened as PromiseRejectedResult).reason;
+  }
+  const opened = walOpened.value;
+  const stateMachine = stateMachineOpened.value;
   const metadata = parseMetadata(opened.metadata);
   if (metadata.nodeId !== options.id.toString()) {
     await opened.wal.close();
+    await stateMachine.close();
     throw new Error(`data directory ${options.dataDir} belongs to node ${metadata.nodeId}, not to node ${options.id}`);
   }
   if (opened.repairedTail !== undefined) {
@@ -91,7 +101,6 @@ export async function openDurableState(options: OpenDurableStateOptions): Promis
   }
   const snapshotter = new Snapshotter(snapDir, { logger: walLogger });
   const markers = new Set(opened.snapshotMarkers.map((m) => `${m.term}/${m.index}`));
-  const stateMachine = await openStateMachine(options, walLogger);
   // The body (the whole state machine image, hundreds of megabytes with a million keys) is read
   // and verified now only if the state machine needs it; otherwise it is verified whenever it is
   // read (sent to a follower), which a restart of a node holding its state should not wait for.
