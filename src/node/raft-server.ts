@@ -294,6 +294,12 @@ export class RaftServer extends EventEmitter {
       await new Promise<void>((resolve) => setImmediate(resolve));
       if (this.snapshotInFlight !== undefined) await this.snapshotInFlight.catch(() => undefined);
     }
+    // The commit index no save carried yet (see saveCommitStateIfIdle), so a clean restart knows it.
+    const hardState = this.unsavedCommitState;
+    if (hardState !== undefined && !this.processing) {
+      this.unsavedCommitState = undefined;
+      await this.wal.save(hardState, [], false).catch(() => undefined);
+    }
   }
 
   /** Feeds a message from a peer. */
@@ -582,6 +588,7 @@ export class RaftServer extends EventEmitter {
 
   private tick(): void {
     if (this.stopped) return;
+    this.saveCommitStateIfIdle();
     this.catchUpTicks();
     this.scheduleReady();
   }
@@ -627,15 +634,20 @@ export class RaftServer extends EventEmitter {
       return;
     }
     this.processing = false;
-    if (!this.stopped && this.raft.hasReady()) {
-      this.scheduleReady();
-    } else if (!this.stopped && this.unsavedCommitState !== undefined) {
-      // Idle: write the commit index that rode along with no save, so a restart after a crash
-      // knows it without asking the leader (queued, not awaited; the WAL keeps call order).
-      const hardState = this.unsavedCommitState;
-      this.unsavedCommitState = undefined;
-      this.wal.save(hardState, [], false).catch((error: unknown) => this.fail(error));
-    }
+    if (!this.stopped && this.raft.hasReady()) this.scheduleReady();
+  }
+
+  /**
+   * On a tick with the Ready loop idle: writes the commit index that rode along with no save, so
+   * a restart after a crash knows it without asking the leader (queued, not awaited; the WAL
+   * keeps call order). Written when the loop went idle instead, it cost a thread-pool write
+   * after nearly every burst of commits; a tick bounds how far the durable commit index lags.
+   */
+  private saveCommitStateIfIdle(): void {
+    if (this.stopped || this.processing || this.readyScheduled || this.unsavedCommitState === undefined) return;
+    const hardState = this.unsavedCommitState;
+    this.unsavedCommitState = undefined;
+    this.wal.save(hardState, [], false).catch((error: unknown) => this.fail(error));
   }
 
   private onPeerUrlsUpdated(id: NodeId): void {
@@ -666,9 +678,9 @@ export class RaftServer extends EventEmitter {
     if (ready.entries.length === 0 && ready.snapshot === undefined && !ready.mustSync) {
       // Only the commit index changed. It needs no fsync, and a persisted commit that lags is
       // safe (the leader re-sends it; the core raises a stale one to the snapshot index), so it
-      // is not written on its own: it rides along with the next save, or is written once the
-      // Ready loop goes idle. Writing it at once cost a WAL write per commit that the next
-      // Ready's entries then queued behind.
+      // is not written on its own: it rides along with the next save, or is written on a tick
+      // that finds the Ready loop idle (saveCommitStateIfIdle). Writing it at once cost a WAL
+      // write per commit that the next Ready's entries then queued behind.
       if (ready.hardState !== undefined) this.unsavedCommitState = ready.hardState;
     } else if (ready.hardState !== undefined || ready.entries.length > 0) {
       const started = process.hrtime.bigint();

@@ -24,6 +24,31 @@ test('§5.1 a follower forwards proposals to the leader', () => {
   for (const id of [1, 2, 3]) assert.deepEqual(net.get(id).applied, ['from-2']);
 });
 
+test('a follower forwards the proposals of one Ready in one MsgProp; a conf change travels alone', () => {
+  const net = Network.bootstrap([1, 2, 3]);
+  net.elect(1);
+  net.sent = [];
+  for (const text of ['p1', 'p2', 'p3']) assert.deepEqual(net.propose(2, text), { ok: true });
+  assert.deepEqual(net.node(2).proposeConfChange(addLearner(4)), { ok: true });
+  assert.deepEqual(net.propose(2, 'p4'), { ok: true });
+  net.stabilize();
+  const forwards = net.sent.filter((m) => m.type === MessageType.MsgProp && m.from === 2n);
+  assert.deepEqual(forwards.map((m) => m.entries.length), [3, 1, 1]);
+  assert.deepEqual(forwards[1]?.entries.map((e) => e.type), [1], 'the conf change on its own');
+  for (const id of [1, 2, 3]) assert.deepEqual(net.get(id).applied, ['p1', 'p2', 'p3', 'p4']);
+});
+
+test('a proposal another node sent to a follower is forwarded in its own MsgProp (its refusal goes back to its sender)', () => {
+  const net = Network.bootstrap([1, 2, 3]);
+  net.elect(1);
+  const follower = net.node(2);
+  assert.deepEqual(net.propose(2, 'own'), { ok: true });
+  follower.step(msg(MessageType.MsgProp, 3, 2, { entries: [entry(0, 0, 'relayed')] }));
+  assert.deepEqual(net.propose(2, 'own-2'), { ok: true });
+  const forwards = follower.ready().messages.filter((m) => m.type === MessageType.MsgProp);
+  assert.deepEqual(forwards.map((m) => [Number(m.from), m.entries.length]), [[2, 1], [3, 1], [2, 1]]);
+});
+
 test('§5.1 a proposal with no known leader is refused with no-leader', () => {
   const net = Network.lone(1, [1, 2, 3]);
   assert.deepEqual(net.propose(1, 'x'), { ok: false, reason: 'no-leader' });
@@ -61,6 +86,7 @@ test('MsgPropReject: a forwarded proposal the leader drops comes back in the for
   net.cut(1, 3);
   net.filter = (m) => !(m.type === MessageType.MsgAppResp && m.from === 2n); // nothing commits
   assert.deepEqual(net.propose(2, 'a'.repeat(100)), { ok: true });
+  net.stabilize(); // delivered on its own, not in one forward with the next
   assert.deepEqual(net.propose(2, 'b'.repeat(100)), { ok: true });
   net.stabilize();
   const rejected = net.get(2).rejected;
