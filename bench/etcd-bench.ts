@@ -133,16 +133,46 @@ async function scrapeCounters(urls: readonly string[], series: Readonly<Record<s
   return totals;
 }
 
-/** Runs the etcd-API workloads against `target` and names each result `label: …`. */
-export async function etcdWorkloads(label: string, target: BenchTarget, seconds: number, progress: (line: string) => void): Promise<LoadResult[]> {
+/**
+ * Seconds of unmeasured load (Puts and Ranges, 64 clients) each system gets before its first
+ * measured workload. V8 is still compiling raftkv's hot paths during the first seconds under load
+ * (with `perf`: its compiler threads took about 30 % of the nodes' CPU 8 s in, about 5 % at 30 s),
+ * and the same cluster measured again right after cost 20–45 % less CPU per Put; the figures are
+ * meant to be steady state. etcd gets the same warm-up.
+ */
+export const WARMUP_SECONDS = 15;
+
+const warmedUp = new WeakSet<BenchTarget>();
+
+/** Waits until `target` takes a Put, then loads it for {@link WARMUP_SECONDS} (once per target). */
+async function warmUp(label: string, target: BenchTarget, progress: (line: string) => void): Promise<void> {
   const clients = connect(target.endpoints, 8);
-  const options = { serverPids: target.pids, counters: () => target.counters() };
-  const results: LoadResult[] = [];
   try {
     await waitUntil(async () => {
       await unary(clients[0]!, 'Put', { key: Buffer.from('warmup'), value: VALUE });
       return true;
     }, { timeoutMs: 30_000, description: `${label} to accept a Put` });
+    if (warmedUp.has(target)) return;
+    warmedUp.add(target);
+    progress(`${label}: warm-up, Puts and Ranges from 64 clients for ${WARMUP_SECONDS}s (not measured)`);
+    await runLoad(`${label} warm-up`, 64, WARMUP_SECONDS, async (client, sequence) => {
+      const key = Buffer.from(`bench/${(client * 7919 + sequence) % KEY_SPACE}`);
+      const connection = clients[client % clients.length]!;
+      if (sequence % 2 === 0) await unary(connection, 'Put', { key, value: VALUE });
+      else await unary(connection, 'Range', { key, serializable: sequence % 4 === 1 });
+    });
+  } finally {
+    for (const client of clients) client.close();
+  }
+}
+
+/** Runs the etcd-API workloads against `target` and names each result `label: …`. */
+export async function etcdWorkloads(label: string, target: BenchTarget, seconds: number, progress: (line: string) => void): Promise<LoadResult[]> {
+  await warmUp(label, target, progress);
+  const clients = connect(target.endpoints, 8);
+  const options = { serverPids: target.pids, counters: () => target.counters() };
+  const results: LoadResult[] = [];
+  try {
     const pick = (client: number) => clients[client % clients.length]!;
     progress(`${label}: Put, 64 clients over 8 connections, ${seconds}s`);
     results.push(
@@ -185,6 +215,7 @@ export const SWEEP_CLIENTS: readonly number[] = [1, 8, 64, 256];
  * `<label> <workload> @<clients>`.
  */
 export async function etcdSweep(label: string, target: BenchTarget, seconds: number, progress: (line: string) => void): Promise<LoadResult[]> {
+  await warmUp(label, target, progress);
   const results: LoadResult[] = [];
   const options = { serverPids: target.pids, counters: () => target.counters() };
   for (const clientCount of SWEEP_CLIENTS) {

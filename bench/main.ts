@@ -27,7 +27,7 @@ import path from 'node:path';
 import { Cluster } from '../src/testing/jepsen/cluster';
 import { waitUntil } from '../src/testing/jepsen/wait-until';
 import { HttpClient, formatRow, runLoad, type LoadResult } from './load';
-import { etcdSweep, etcdWorkloads, startRaftkvForEtcdBench, startReferenceEtcd } from './etcd-bench';
+import { WARMUP_SECONDS, etcdSweep, etcdWorkloads, startRaftkvForEtcdBench, startReferenceEtcd } from './etcd-bench';
 import { cacheBench } from './cache-bench';
 import { watchBench, watchTable, type WatchBenchOptions } from './watch-bench';
 import { decoderCostComparison } from './watch-decoder';
@@ -327,7 +327,7 @@ async function main(): Promise<void> {
       ? []
       : [
           '',
-          'etcd v3 API, side by side (ops/s; latency p50 / p99 in ms; CPU µs per operation: the three servers / the load generator; WAL fsyncs per operation over the three members; ratio = raftkv / etcd throughput):',
+          `etcd v3 API, side by side, each system after ${WARMUP_SECONDS} s of unmeasured warm-up load (ops/s; latency p50 / p99 in ms; CPU µs per operation: the three servers / the load generator; WAL fsyncs per operation over the three members; ratio = raftkv / etcd throughput):`,
           '',
           '| workload | raftkv ops/s | raftkv p50 / p99 | raftkv CPU µs/op | raftkv fsyncs/op | etcd 3.4 ops/s | etcd p50 / p99 | etcd CPU µs/op | etcd fsyncs/op | ratio |',
           '|---|---|---|---|---|---|---|---|---|---|',

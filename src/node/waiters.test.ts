@@ -21,33 +21,52 @@ test('a resolved or rejected waiter settles once; unknown IDs are ignored', asyn
   assert.equal(waiters.size, 0);
 });
 
-test('each waiter times out at its own deadline, not before, whatever the order of registration', async () => {
-  const waiters = new Waiters<number>();
-  const started = Date.now();
-  const settledAfter = (promise: Promise<number>) =>
+test('each waiter times out at its own deadline, not before, whatever the order of registration', (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+  const waiters = new Waiters<number>(() => Date.now());
+  const settled: string[] = [];
+  const record = (promise: Promise<number>) =>
     promise.then(
-      () => ({ ok: true, ms: Date.now() - started }),
-      (error: Error) => ({ ok: false, message: error.message, ms: Date.now() - started }),
+      () => settled.push(`ok at ${Date.now()}`),
+      (error: Error) => settled.push(`${error.message} at ${Date.now()}`),
     );
-  const late = settledAfter(waiters.wait(1n, 120, timeout('late')));
-  const early = settledAfter(waiters.wait(2n, 40, timeout('early')));
-  const resolved = settledAfter(waiters.wait(3n, 60, timeout('resolved')));
+  const all = [record(waiters.wait(1n, 120, timeout('late'))), record(waiters.wait(2n, 40, timeout('early'))), record(waiters.wait(3n, 60, timeout('resolved')))];
   waiters.resolve(3n, 1);
-  const results = await Promise.all([late, early, resolved]);
-  assert.deepEqual(results.map((r) => ('message' in r ? r.message : 'ok')), ['timeout late', 'timeout early', 'ok']);
-  assert.ok(results[0]!.ms >= 119, `late waiter rejected after ${results[0]!.ms} ms`);
-  assert.ok(results[1]!.ms >= 39 && results[1]!.ms < 110, `early waiter rejected after ${results[1]!.ms} ms`);
-  assert.equal(waiters.size, 0);
+  return (async () => {
+    await flush();
+    assert.deepEqual(settled, ['ok at 0']);
+    t.mock.timers.tick(39);
+    await flush();
+    assert.deepEqual(settled, ['ok at 0'], 'nothing times out before its deadline');
+    t.mock.timers.tick(1);
+    await flush();
+    assert.deepEqual(settled, ['ok at 0', 'timeout early at 40']);
+    t.mock.timers.tick(79);
+    await flush();
+    assert.equal(settled.length, 2, 'the late waiter is still pending at 119 ms');
+    t.mock.timers.tick(1);
+    await Promise.all(all);
+    assert.deepEqual(settled, ['ok at 0', 'timeout early at 40', 'timeout late at 120']);
+    assert.equal(waiters.size, 0);
+  })();
 });
 
-test('a waiter registered after the timer fired with nothing pending still times out', async () => {
-  const waiters = new Waiters<number>();
+test('a waiter registered after the timer fired with nothing pending still times out', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+  const waiters = new Waiters<number>(() => Date.now());
   const first = waiters.wait(1n, 20, timeout('first'));
   waiters.resolve(1n, 1);
   await first;
-  await new Promise((resolve) => setTimeout(resolve, 40));
-  await assert.rejects(waiters.wait(2n, 20, timeout('second')), /timeout second/);
+  t.mock.timers.tick(40); // the timer armed for the first waiter fires and finds nothing
+  const second = waiters.wait(2n, 20, timeout('second'));
+  t.mock.timers.tick(20);
+  await assert.rejects(second, /timeout second/);
 });
+
+/** Lets settled promises run their callbacks. */
+async function flush(): Promise<void> {
+  for (let turn = 0; turn < 5; turn++) await Promise.resolve();
+}
 
 test('rejectAll rejects every waiter', async () => {
   const waiters = new Waiters<number>();

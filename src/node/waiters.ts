@@ -29,7 +29,10 @@ export class Waiters<T> {
   /** The deadline the timer is armed for (Infinity when it is not armed). */
   private armedDeadline = Number.POSITIVE_INFINITY;
 
-  constructor(private readonly now: () => number = Date.now) {}
+  /**
+   * `now`: milliseconds on a monotonic clock (a wall-clock step must not time writes out early).
+   */
+  constructor(private readonly now: () => number = () => performance.now()) {}
 
   /**
    * Registers `id` and returns a promise settled by `resolve`/`reject`, or rejected with
