@@ -82,8 +82,14 @@ export class Watcher {
   nextRevision: Revision;
   /** @internal */
   state: WatcherState;
-  private readonly queue: WatchDelivery[] = [];
+  /**
+   * Event lists queued for the consumer, whole deliveries in order. Each list is shared with other
+   * watchers (never mutated) and queued as it is, with no wrapper object per watcher and revision.
+   */
+  private readonly queue: Array<readonly MvccEvent[]> = [];
   private queuedEvents = 0;
+  /** A final delivery ('compacted' or 'canceled'), answered to every call once the queue is empty. */
+  private final: WatchDelivery | undefined;
   private waiter: ((delivery: WatchDelivery) => void) | undefined;
   private catchingUp = false;
   /** @internal */
@@ -120,23 +126,33 @@ export class Watcher {
    */
   next(): Promise<WatchDelivery> {
     assert(this.waiter === undefined, 'Watcher.next called while a previous call is pending');
-    const queued = this.queue[0];
-    if (queued !== undefined) {
-      if (queued.kind !== 'events') return Promise.resolve(queued); // final deliveries stay
-      // Everything queued goes out together (whole revisions, in order, up to a bound), as etcd
+    const queue = this.queue;
+    const first = queue[0];
+    if (first !== undefined) {
+      if (queue.length === 1) {
+        queue.length = 0;
+        this.queuedEvents = 0;
+        return Promise.resolve({ kind: 'events', events: first });
+      }
+      // Everything queued goes out together (whole deliveries, in order, up to a bound), as etcd
       // batches a watcher that fell behind: one response instead of one per revision.
       let taken = 1;
-      let eventCount = queued.events.length;
-      while (taken < this.queue.length) {
-        const following = this.queue[taken]!;
-        if (following.kind !== 'events' || eventCount + following.events.length > MERGED_EVENTS_MAX) break;
-        eventCount += following.events.length;
+      let eventCount = first.length;
+      while (taken < queue.length && eventCount + queue[taken]!.length <= MERGED_EVENTS_MAX) {
+        eventCount += queue[taken]!.length;
         taken += 1;
       }
-      const deliveries = this.queue.splice(0, taken) as Array<Extract<WatchDelivery, { kind: 'events' }>>;
+      const events: MvccEvent[] = new Array<MvccEvent>(eventCount);
+      let at = 0;
+      for (let index = 0; index < taken; index++) {
+        for (const event of queue[index]!) events[at++] = event;
+      }
+      if (taken === queue.length) queue.length = 0;
+      else queue.splice(0, taken);
       this.queuedEvents -= eventCount;
-      return Promise.resolve(taken === 1 ? queued : { kind: 'events', events: deliveries.flatMap((delivery) => delivery.events) });
+      return Promise.resolve({ kind: 'events', events });
     }
+    if (this.final !== undefined) return Promise.resolve(this.final); // final deliveries stay
     return new Promise((resolve) => {
       this.waiter = resolve;
       if (this.state === 'unsynced') this.catchUp();
@@ -158,7 +174,7 @@ export class Watcher {
       return;
     }
     this.nextRevision = revision + 1;
-    if (selected.length > 0) this.deliver({ kind: 'events', events: selected });
+    if (selected.length > 0) this.deliverEvents(selected);
   }
 
   /** @internal Moves a synced watcher to unsynced (after a snapshot restore). */
@@ -174,7 +190,10 @@ export class Watcher {
     this.hub.forget(this);
     this.queue.length = 0;
     this.queuedEvents = 0;
-    this.deliver(delivery);
+    this.final = delivery;
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    waiter?.(delivery);
   }
 
   /** @internal This watcher's events of a revision (never mutated afterwards: watchers share it). */
@@ -190,16 +209,15 @@ export class Watcher {
     return selected;
   }
 
-  private deliver(delivery: WatchDelivery): void {
+  private deliverEvents(events: readonly MvccEvent[]): void {
     const waiter = this.waiter;
     if (waiter !== undefined) {
       this.waiter = undefined;
-      waiter(delivery);
-      if (delivery.kind !== 'events') this.queue.push(delivery);
+      waiter({ kind: 'events', events });
       return;
     }
-    this.queue.push(delivery);
-    if (delivery.kind === 'events') this.queuedEvents += delivery.events.length;
+    this.queue.push(events);
+    this.queuedEvents += events.length;
   }
 
   /** Reads history chunks until something is delivered or the watcher is synced again. */
@@ -227,7 +245,7 @@ export class Watcher {
       this.nextRevision = outcome.value.throughRevision + 1;
       // Synchronously with the check: no revision can slip between history and live delivery.
       if (this.nextRevision > store.currentRevision()) this.state = 'synced';
-      if (selected.length > 0) this.deliver({ kind: 'events', events: selected });
+      if (selected.length > 0) this.deliverEvents(selected);
     }
   }
 }
