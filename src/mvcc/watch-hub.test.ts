@@ -94,6 +94,18 @@ describe('watch hub', () => {
     assert.ok(delivery.kind === 'events' && delivery.events.length === 1);
   });
 
+  test('a pending next() gets every revision of one apply batch in one delivery', async () => {
+    hub = new WatchHub(t.store);
+    const watcher = hub.watch({ key: bytes('k') });
+    const pending = nextWithin(watcher);
+    const base = t.store.appliedIndex();
+    const put = (value: string): MvccWriteRequest => ({ kind: 'put', request: { key: bytes('k'), value: bytes(value) } });
+    await t.store.applyBatch([1, 2, 3].map((n) => ({ index: base + n, request: put(`v${n}`) })));
+    const delivery = await pending;
+    assert.equal(delivery.kind, 'events');
+    assert.deepEqual(delivery.kind === 'events' ? delivery.events.map(describeEvent) : [], ['PUT k=v1 m2 c2 v1', 'PUT k=v2 m3 c2 v2', 'PUT k=v3 m4 c2 v3'], 'one response for the batch, not the first revision alone');
+  });
+
   test('filters NOPUT and NODELETE; prev_kv only when asked', async () => {
     hub = new WatchHub(t.store);
     const noPut = hub.watch({ key: bytes('k'), noPut: true, prevKv: true });

@@ -90,6 +90,8 @@ export class Watcher {
   private queuedEvents = 0;
   /** A final delivery ('compacted' or 'canceled'), answered to every call once the queue is empty. */
   private final: WatchDelivery | undefined;
+  /** A microtask will answer the waiting consumer (see deliverEvents). */
+  private answerQueued = false;
   private waiter: ((delivery: WatchDelivery) => void) | undefined;
   private catchingUp = false;
   /** @internal */
@@ -126,37 +128,43 @@ export class Watcher {
    */
   next(): Promise<WatchDelivery> {
     assert(this.waiter === undefined, 'Watcher.next called while a previous call is pending');
-    const queue = this.queue;
-    const first = queue[0];
-    if (first !== undefined) {
-      if (queue.length === 1) {
-        queue.length = 0;
-        this.queuedEvents = 0;
-        return Promise.resolve({ kind: 'events', events: first });
-      }
-      // Everything queued goes out together (whole deliveries, in order, up to a bound), as etcd
-      // batches a watcher that fell behind: one response instead of one per revision.
-      let taken = 1;
-      let eventCount = first.length;
-      while (taken < queue.length && eventCount + queue[taken]!.length <= MERGED_EVENTS_MAX) {
-        eventCount += queue[taken]!.length;
-        taken += 1;
-      }
-      const events: MvccEvent[] = new Array<MvccEvent>(eventCount);
-      let at = 0;
-      for (let index = 0; index < taken; index++) {
-        for (const event of queue[index]!) events[at++] = event;
-      }
-      if (taken === queue.length) queue.length = 0;
-      else queue.splice(0, taken);
-      this.queuedEvents -= eventCount;
-      return Promise.resolve({ kind: 'events', events });
-    }
+    const queued = this.takeQueued();
+    if (queued !== undefined) return Promise.resolve(queued);
     if (this.final !== undefined) return Promise.resolve(this.final); // final deliveries stay
     return new Promise((resolve) => {
       this.waiter = resolve;
       if (this.state === 'unsynced') this.catchUp();
     });
+  }
+
+  /**
+   * Everything queued, as one delivery (whole deliveries, in order, up to a bound), as etcd
+   * batches a watcher that fell behind: one response instead of one per revision.
+   */
+  private takeQueued(): WatchDelivery | undefined {
+    const queue = this.queue;
+    const first = queue[0];
+    if (first === undefined) return undefined;
+    if (queue.length === 1) {
+      queue.length = 0;
+      this.queuedEvents = 0;
+      return { kind: 'events', events: first };
+    }
+    let taken = 1;
+    let eventCount = first.length;
+    while (taken < queue.length && eventCount + queue[taken]!.length <= MERGED_EVENTS_MAX) {
+      eventCount += queue[taken]!.length;
+      taken += 1;
+    }
+    const events: MvccEvent[] = new Array<MvccEvent>(eventCount);
+    let at = 0;
+    for (let index = 0; index < taken; index++) {
+      for (const event of queue[index]!) events[at++] = event;
+    }
+    if (taken === queue.length) queue.length = 0;
+    else queue.splice(0, taken);
+    this.queuedEvents -= eventCount;
+    return { kind: 'events', events };
   }
 
   /** Stops the watcher; a pending or later {@link next} answers 'canceled'. Idempotent. */
@@ -209,16 +217,33 @@ export class Watcher {
     return selected;
   }
 
-  private deliverEvents(events: readonly MvccEvent[]): void {
-    const waiter = this.waiter;
-    if (waiter !== undefined) {
-      this.waiter = undefined;
-      waiter({ kind: 'events', events });
-      return;
-    }
+  /**
+   * Queues `events` for the consumer. A waiting consumer is answered from a microtask, not at
+   * once: the store publishes every revision of an apply batch in one synchronous loop, so the
+   * consumer then gets the whole batch in one delivery (one response) instead of the first
+   * revision alone and the rest in a second. Catch-up deliveries (`now`) answer at once, so the
+   * catch-up loop stops reading history as soon as its consumer has something.
+   */
+  private deliverEvents(events: readonly MvccEvent[], now = false): void {
     this.queue.push(events);
     this.queuedEvents += events.length;
+    if (this.waiter === undefined) return;
+    if (now) this.answerWaiter();
+    else if (!this.answerQueued) {
+      this.answerQueued = true;
+      queueMicrotask(this.answerWaiter);
+    }
   }
+
+  private readonly answerWaiter = (): void => {
+    this.answerQueued = false;
+    const waiter = this.waiter;
+    if (waiter === undefined) return;
+    const delivery = this.takeQueued();
+    if (delivery === undefined) return;
+    this.waiter = undefined;
+    waiter(delivery);
+  };
 
   /** Reads history chunks until something is delivered or the watcher is synced again. */
   private catchUp(): void {
@@ -245,7 +270,7 @@ export class Watcher {
       this.nextRevision = outcome.value.throughRevision + 1;
       // Synchronously with the check: no revision can slip between history and live delivery.
       if (this.nextRevision > store.currentRevision()) this.state = 'synced';
-      if (selected.length > 0) this.deliverEvents(selected);
+      if (selected.length > 0) this.deliverEvents(selected, true);
     }
   }
 }
