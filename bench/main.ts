@@ -156,11 +156,10 @@ const USAGE = `usage: npm run bench -- [--seconds N] [--only ${SECTIONS.join(','
                      issue's 1,000 × 1,000 = 1M events/s; the one load-generator thread sustains
                      that against etcd 3.4 on two cores (about half a core: etcd batches events),
                      and the table says when it could not keep up (rate, CPU, event-loop delay).
-                     raftkv takes a minute or more to deliver 10 s of it; use
-                     --put-rate 100 for a lighter run
+                     The section takes about a minute; --put-rate 100 is a lighter run
   --keys N           scale: keys loaded into each cluster (default ${KEYS_DEFAULT.toLocaleString('en-US')}); the section
-                     took about 3 minutes with the default on the development machine
-                     (raftkv about 2, etcd about 1)
+                     takes about 2.5 minutes with the default on the development machine
+                     (raftkv about 1.5, etcd about 1)
 `;
 
 function positiveInteger(flag: string, text: string | undefined): number {
