@@ -83,8 +83,43 @@ export interface WalFile {
 /** Opens a segment: 'r+' an existing one for writing, 'wx' a new one that must not exist. */
 export type WalFileOpener = (path: string, flags: 'r+' | 'wx') => Promise<WalFile>;
 
-/** The real opener: node:fs/promises. */
-export const openRealWalFile: WalFileOpener = (path, flags) => fsPromises.open(path, flags, 0o600);
+/**
+ * A segment on disk. Its writes are synchronous: a record lands in the page cache in microseconds
+ * (etcd's WAL writes the same way), while handing the write to the thread pool cost the main
+ * thread 100-200 µs per save on the development VM (waking an idle worker), on top of the same
+ * cost for the fdatasync. The fsyncs, which wait for the disk, stay on the thread pool.
+ */
+class SegmentFile implements WalFile {
+  constructor(private readonly fd: number) {}
+
+  write(buffer: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesWritten: number }> {
+    try {
+      return Promise.resolve({ bytesWritten: fs.writeSync(this.fd, buffer, offset, length, position) });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  datasync(): Promise<void> {
+    return new Promise((resolve, reject) => fs.fdatasync(this.fd, (error) => (error ? reject(error) : resolve())));
+  }
+
+  sync(): Promise<void> {
+    return new Promise((resolve, reject) => fs.fsync(this.fd, (error) => (error ? reject(error) : resolve())));
+  }
+
+  truncate(length: number): Promise<void> {
+    return new Promise((resolve, reject) => fs.ftruncate(this.fd, length, (error) => (error ? reject(error) : resolve())));
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve, reject) => fs.close(this.fd, (error) => (error ? reject(error) : resolve())));
+  }
+}
+
+/** The real opener: a {@link SegmentFile} on a file descriptor. */
+export const openRealWalFile: WalFileOpener = (path, flags) =>
+  new Promise((resolve, reject) => fs.open(path, flags, 0o600, (error, fd) => (error ? reject(error) : resolve(new SegmentFile(fd)))));
 
 /**
  * Makes a directory's entries durable (created, renamed or deleted files). REQUIRED after creating
