@@ -66,7 +66,7 @@ export function listSegmentNames(dir: string): Array<SegmentName & { readonly fi
 }
 
 /**
- * The file operations the Wal performs on a segment. `fs/promises` FileHandle satisfies it; tests
+ * The file operations the Wal performs on a segment ({@link SegmentFile} on disk); tests
  * and the simulator's fake disk inject their own to fail writes or fsyncs on demand.
  */
 export interface WalFile {
