@@ -49,7 +49,7 @@ import {
   type StepResult,
   type Term,
 } from './types';
-import { assert, bytesEqual, EMPTY_BYTES, TRANSFER_CONTEXT } from './util';
+import { assert, bytesEqual, EMPTY_BYTES, payloadSizeBytes, TRANSFER_CONTEXT } from './util';
 
 /** The kind of an election: pre-vote phase, a real election, or one forced by leader transfer. */
 export type CampaignKind = 'pre-election' | 'election' | 'transfer';
@@ -507,7 +507,7 @@ export class Raft {
    * writers.
    */
   private forwardProposal(m: Message): void {
-    const bytes = entriesPayloadBytes(m.entries);
+    const bytes = payloadSizeBytes(m.entries);
     const last = this.msgs[this.msgs.length - 1];
     if (
       last !== undefined &&
@@ -720,10 +720,4 @@ export class Raft {
 function onlyNormalEntries(entries: readonly Entry[]): boolean {
   for (const entry of entries) if (entry.type !== EntryType.Normal) return false;
   return true;
-}
-
-function entriesPayloadBytes(entries: readonly Entry[]): number {
-  let bytes = 0;
-  for (const entry of entries) bytes += entry.data.length;
-  return bytes;
 }
