@@ -146,6 +146,7 @@ export class Watcher {
     const first = queue[0];
     if (first === undefined) return undefined;
     if (queue.length === 1) {
+      // The shared list itself: the watch service encodes a list once, by identity.
       queue.length = 0;
       this.queuedEvents = 0;
       return { kind: 'events', events: first };
