@@ -78,6 +78,7 @@ import {
 } from './kv-layout';
 import { fsyncPath, recoverInterruptedRestore, stageImage } from './kv-restore';
 import { SnapshotImageEncoder } from './snapshot-image';
+import { SCAN_HIGH_WATER_BYTES } from '../mvcc/prefetched-batches';
 
 export { KV_STORE_FORMAT_VERSION, type Member } from './kv-layout';
 export { SnapshotImageError } from './snapshot-image';
@@ -485,7 +486,7 @@ async function* streamImage(
       encoder.addRemoved(key.readBigUInt64BE(2));
     }
     yield* encoder.drain();
-    const iterator = db.iterator({ gte: DATA_START, lt: DATA_END, snapshot });
+    const iterator = db.iterator({ gte: DATA_START, lt: DATA_END, snapshot, highWaterMarkBytes: SCAN_HIGH_WATER_BYTES });
     try {
       for (;;) {
         const batch = await iterator.nextv(SNAPSHOT_READ_ENTRIES);

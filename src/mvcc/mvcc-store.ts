@@ -81,7 +81,7 @@ import {
 import { currentKeyValue, deleteEvent, WriteTransaction, type TransactionTarget } from './write-transaction';
 import { MAX_TXN_OPERATIONS_DEFAULT, validateDeleteRangeRequest, validatePutRequest, validateRangeRequest, validateTxnRequest } from './validate';
 import { readSnapshotImage, writeSnapshotImage, type SnapshotImageHeader } from './mvcc-snapshot-image';
-import { prefetchedBatches } from './prefetched-batches';
+import { prefetchedBatches, SCAN_HIGH_WATER_BYTES } from './prefetched-batches';
 
 /** Options of {@link MvccStore.open}. */
 export interface MvccStoreOptions {
@@ -295,7 +295,7 @@ export class MvccStore implements TransactionTarget {
     if (revision > 0 && compactRevision > 0 && revision <= compactRevision) return failure('compacted');
     await this.flush();
     let hash = crc32(encodeUint64(compactRevision));
-    for await (const [key, value] of this.db.iterator({ gte: recordKeyLowerBound(compactRevision + 1), lt: recordKeyLowerBound(through + 1) })) {
+    for await (const [key, value] of this.db.iterator({ gte: recordKeyLowerBound(compactRevision + 1), lt: recordKeyLowerBound(through + 1), highWaterMarkBytes: SCAN_HIGH_WATER_BYTES })) {
       hash = crc32(value, crc32(key, hash));
     }
     if (this.compacted > compactRevision) return failure('compacted');
@@ -778,7 +778,7 @@ export class MvccStore implements TransactionTarget {
     if (this.closed || revision <= this.compactionFinished) return;
     const generation = this.generation;
     let batch: Buffer[] = [];
-    const iterator = this.db.iterator({ gte: recordKeyLowerBound(0), lt: recordKeyLowerBound(revision + 1) });
+    const iterator = this.db.iterator({ gte: recordKeyLowerBound(0), lt: recordKeyLowerBound(revision + 1), highWaterMarkBytes: SCAN_HIGH_WATER_BYTES });
     try {
       for await (const [key, value] of iterator) {
         if (generation !== this.generation) return;
@@ -815,7 +815,7 @@ export class MvccStore implements TransactionTarget {
     assert(!this.applying, 'writeSnapshot during an apply');
     assert(this.writesDone === this.writesQueued, 'writeSnapshot with applies not yet in level: flush() first');
     const header: SnapshotImageHeader = { appliedIndex: this.applied, revision: this.revision, compactRevision: this.compacted };
-    const iterator = this.db.iterator({ gte: Buffer.from([RECORD_PREFIX]), lt: Buffer.from([RECORD_PREFIX + 1]) });
+    const iterator = this.db.iterator({ gte: Buffer.from([RECORD_PREFIX]), lt: Buffer.from([RECORD_PREFIX + 1]), highWaterMarkBytes: SCAN_HIGH_WATER_BYTES });
     const leases = [...this.leaseTable.values()].map((lease) => [leaseKey(lease.id), encodeLeaseValue(lease)] as const);
     return writeSnapshotImage(header, iterator, leases);
   }
@@ -908,7 +908,7 @@ export class MvccStore implements TransactionTarget {
     }
     await this.loadMeta();
     this.index.beginBulkLoad();
-    const iterator = this.db.iterator({ gte: Buffer.from([RECORD_PREFIX]), lt: Buffer.from([RECORD_PREFIX + 1]) });
+    const iterator = this.db.iterator({ gte: Buffer.from([RECORD_PREFIX]), lt: Buffer.from([RECORD_PREFIX + 1]), highWaterMarkBytes: SCAN_HIGH_WATER_BYTES });
     try {
       // At a million records, one promise per record was a measurable part of a restart.
       for await (const batch of prefetchedBatches(iterator, LOAD_BATCH_RECORDS)) {
