@@ -842,9 +842,14 @@ export class MvccStore implements TransactionTarget {
       let image: SnapshotImageHeader;
       try {
         image = await readSnapshotImage(chunks, options.rebase === true ? 'any' : index, async (records) => {
-          await this.db.batch(records.map(([key, value]) => ({ type: 'put' as const, key, value })));
-          // A copy: the record is a view into a whole frame of the image.
-          for (const [key, value] of records) if (key[0] === RECORD_PREFIX) this.indexRecord(key, Buffer.from(value));
+          // level copies the batch when it is called, so the index is built while level writes
+          // (the records are views into a frame of the image; the index keeps strings, not views).
+          const written = this.db.batch(records.map(([key, value]) => ({ type: 'put' as const, key, value })));
+          try {
+            for (const [key, value] of records) if (key[0] === RECORD_PREFIX) this.indexRecord(key, value);
+          } finally {
+            await written;
+          }
         });
       } catch (error) {
         this.resetMemory();
@@ -934,7 +939,7 @@ export class MvccStore implements TransactionTarget {
     this.compactionFinished = await this.readMeta('compact-finished');
   }
 
-  /** Adds one history record (level key and value, the value a buffer of its own) to the key index; returns its main revision. */
+  /** Adds one history record (level key and value) to the key index, which keeps no view of either; returns its main revision. */
   private indexRecord(key: Buffer, value: Buffer): Revision {
     const { main, sub } = decodeRecordKey(key);
     const record = decodeRecordForIndex(value, main);

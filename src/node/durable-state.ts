@@ -79,6 +79,7 @@ export async function openDurableState(options: OpenDurableStateOptions): Promis
   const walLogger = adaptLogger(options.logger);
 
   if (!Wal.exists(walDir)) return createDurableState(options, walDir, snapDir);
+  const started = Date.now();
 
   // The WAL and the state machine are read at the same time: with a million keys each takes
   // seconds, the state machine mostly waiting on level's reads, which the WAL's checks fill.
@@ -137,6 +138,7 @@ export async function openDurableState(options: OpenDurableStateOptions): Promis
       term: opened.hardState.term,
       commit: opened.hardState.commit,
       stateMachineApplied: stateMachine.appliedIndex(),
+      durationMs: Date.now() - started,
     },
     'recovered from disk',
   );

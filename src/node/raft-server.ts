@@ -810,7 +810,9 @@ export class RaftServer extends EventEmitter {
   private async installSnapshot(snapshot: Snapshot): Promise<void> {
     if (this.snapshotInFlight !== undefined) await this.snapshotInFlight.catch(() => undefined);
     this.logger.info({ index: snapshot.metadata.index, term: snapshot.metadata.term }, 'restoring state machine from snapshot');
+    const started = Date.now();
     await this.snapshots.restore(snapshot);
+    this.logger.info({ index: snapshot.metadata.index, durationMs: Date.now() - started }, 'state machine restored from snapshot');
     this.confState = snapshot.metadata.confState;
     this.syncPeersWithMembers();
     this.appliedIndex = snapshot.metadata.index;
