@@ -111,6 +111,14 @@ describe('raftexample: a three-node cluster of real processes', () => {
       }
       assert.match(cluster.logOf(added), /restoring state machine from snapshot/);
       assert.ok(((await status(cluster, added)).snapshotIndex ?? 0) > 0);
+      // Log compaction cut snapshots without a state machine image; the member needed one, so
+      // the leader cut one with an image and sent that.
+      const leaderLog = [1, 2, 3].map((id) => cluster.logOf(id)).find((log) => log.includes('a follower needs a snapshot'));
+      assert.ok(leaderLog !== undefined, 'a member asked for a snapshot with an image');
+      assert.match(leaderLog, /"withImage":false,[^\n]*"snapshot saved; log compacted"/);
+      assert.match(leaderLog, /"withImage":true,[^\n]*"snapshot saved/);
+      const sentBytes = leaderLog.split('\n').filter((line) => line.includes('"msg":"snapshot sent"')).map((line) => (JSON.parse(line) as { bodyBytes: number }).bodyBytes);
+      assert.ok(sentBytes.length > 0 && sentBytes.every((bytes) => bytes > 0), `every snapshot sent carried an image: ${sentBytes.join(', ')}`);
       // The leader's next compaction kept the entries after the snapshot it sent: a large state
       // machine takes a while to install, and the member then needs them.
       for (let i = 0; i < 40; i++) await putOk(cluster, 1 + (i % 3), `/after-${i}`, `w${i}`);
@@ -118,7 +126,7 @@ describe('raftexample: a three-node cluster of real processes', () => {
         () => {
           for (const id of [1, 2, 3]) {
             const lines = cluster.logOf(id).split('\n');
-            const sent = lines.find((line) => line.includes('raft: sent snapshot'));
+            const sent = lines.find((line) => line.includes('"msg":"snapshot sent"'));
             const keptLine = lines.find((line) => line.includes('log kept from the snapshot last sent to a follower'));
             if (sent !== undefined && keptLine !== undefined) return { sent: JSON.parse(sent) as { index: number }, kept: JSON.parse(keptLine) as { compactIndex: number } };
           }

@@ -78,7 +78,7 @@ import {
 } from './kv-layout';
 import { fsyncPath, recoverInterruptedRestore, stageImage } from './kv-restore';
 import { SnapshotImageEncoder } from './snapshot-image';
-import { SCAN_HIGH_WATER_BYTES } from '../mvcc/prefetched-batches';
+import { makeWritesDurable, SCAN_HIGH_WATER_BYTES } from '../storage/level';
 
 export { KV_STORE_FORMAT_VERSION, type Member } from './kv-layout';
 export { SnapshotImageError } from './snapshot-image';
@@ -205,6 +205,15 @@ export class KvStore {
       await this.db.batch([{ type: 'put', key: APPLIED_KEY, value: u64(this.state.applied) }], { sync: false });
       this.durableApplied = this.state.applied;
     });
+  }
+
+  /**
+   * Makes everything applied so far durable, fsynced ({@link flush} leaves that to the OS): what a
+   * snapshot without an image relies on before the WAL entries it covers are released.
+   */
+  async persist(): Promise<void> {
+    await this.flush();
+    await this.enqueue(() => makeWritesDurable(this.db));
   }
 
   /** The applied index: the last entry index applied (durable once {@link flush} resolved). */

@@ -81,7 +81,8 @@ import {
 import { currentKeyValue, deleteEvent, WriteTransaction, type TransactionTarget } from './write-transaction';
 import { MAX_TXN_OPERATIONS_DEFAULT, validateDeleteRangeRequest, validatePutRequest, validateRangeRequest, validateTxnRequest } from './validate';
 import { readSnapshotImage, writeSnapshotImage, type SnapshotImageHeader } from './mvcc-snapshot-image';
-import { prefetchedBatches, SCAN_HIGH_WATER_BYTES } from './prefetched-batches';
+import { prefetchedBatches } from './prefetched-batches';
+import { makeWritesDurable, SCAN_HIGH_WATER_BYTES } from '../storage/level';
 
 /** Options of {@link MvccStore.open}. */
 export interface MvccStoreOptions {
@@ -695,6 +696,16 @@ export class MvccStore implements TransactionTarget {
    */
   flush(): Promise<void> {
     return this.flushThrough(this.writesQueued);
+  }
+
+  /**
+   * Makes every apply made before the call durable, fsynced ({@link flush} only hands it to level,
+   * which writes without fsync): what a snapshot without an image relies on before the WAL
+   * entries it covers are released.
+   */
+  async persist(): Promise<void> {
+    await this.flush();
+    await makeWritesDurable(this.db);
   }
 
   private flushThrough(through: number): Promise<void> {

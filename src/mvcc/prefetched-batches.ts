@@ -1,13 +1,4 @@
 /**
- * Bytes a level iterator may read per round trip to the thread pool, for iterators that scan a
- * whole range (pass it as the iterator's `highWaterMarkBytes`). classic-level's default, 16 KiB,
- * ends a `nextv` after about fifty 300-byte records whatever size was asked for: at a million
- * records that is 20,000 thread-pool round trips, and rebuilding the key index took 7.6 s instead
- * of 4.4 s (iteration alone 5.7 s instead of 2.4 s).
- */
-export const SCAN_HIGH_WATER_BYTES = 1 << 20;
-
-/**
  * Batches from a level iterator, the next one already being read while the caller works on the
  * current one (level reads on the thread pool): one promise per batch instead of per record, and
  * the read overlapped with the decoding. Used wherever the whole record range is scanned (the

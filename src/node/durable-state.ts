@@ -113,6 +113,17 @@ export async function openDurableState(options: OpenDurableStateOptions): Promis
   let snapshotIndex = 0;
   if (snapshotFile !== undefined) {
     snapshotIndex = snapshotFile.metadata.index;
+    const stateMachineApplied = stateMachine.appliedIndex();
+    if (stateMachineApplied < snapshotIndex && snapshotFile.bodyBytes === 0) {
+      // A snapshot without an image is saved only after both stores were fsynced at or past it.
+      await opened.wal.close();
+      await stateMachine.close();
+      throw new Error(
+        `the state machine in ${options.dataDir} is at applied index ${stateMachineApplied}, behind snapshot ${snapshotIndex}, ` +
+          'which has no image to restore from (the stores had been made durable past it before it was saved, so their files lost writes); ' +
+          'remove this member and add it again with an empty data directory',
+      );
+    }
     if (stateMachine.appliedIndex() < snapshotIndex) {
       options.logger.info({ index: snapshotIndex }, 'state machine is behind the newest snapshot; restoring it');
       await stateMachine.restoreSnapshot(snapshotter.openBody(snapshotFile), snapshotIndex);

@@ -57,6 +57,7 @@ import {
 } from '../errors';
 import type { MemberChange } from '../kv/kv-store';
 import { decodeMvccWrite, encodeMvccWrite } from '../mvcc/write-codec';
+import { decodeSnapshotDescriptor, hasImage } from './snapshots';
 import type { MvccOutcome } from '../mvcc/errors';
 import type { MvccWriteRequest, MvccWriteResponse } from '../mvcc/types';
 import type { ApplyResult } from '../mvcc/mvcc-store';
@@ -99,8 +100,12 @@ export interface WriteResult {
 
 /** Snapshot files and state machine images as the runtime uses them (src/node/snapshots.ts). */
 export interface SnapshotPort {
-  /** Cuts a snapshot of the state machine at `index` and saves it durably; returns Snapshot.data. */
-  create(index: LogIndex, term: number, confState: ConfState): Promise<Uint8Array>;
+  /**
+   * Cuts a snapshot at `index` and saves it durably; returns Snapshot.data. With `withImage` it
+   * holds an image of the state machine (pinned at the call); without, the state machine's stores
+   * are made durable instead (src/node/snapshots.ts).
+   */
+  create(index: LogIndex, term: number, confState: ConfState, withImage: boolean): Promise<Uint8Array>;
   /** Replaces the state machine with the (already durable, verified) snapshot `snapshot`. */
   restore(snapshot: Snapshot): Promise<void>;
   /** Deletes snapshot files older than the one at `keepIndex`. */
@@ -156,6 +161,12 @@ export interface RuntimeLogger {
   fatal(fields: object, message: string): void;
 }
 
+/**
+ * How many --snapshot-count intervals a snapshot with an image, cut for a follower, is kept from
+ * being replaced by one without before a MsgSnap has carried it (see RaftServer.send).
+ */
+const IMAGE_SNAPSHOT_KEPT_CUTS = 4;
+
 /** Committed batches the apply queue may hold before the Ready loop waits for it. */
 const APPLY_BATCHES_IN_FLIGHT_MAX = 4;
 
@@ -207,6 +218,17 @@ export class RaftServer extends EventEmitter {
    * each compaction, so a follower that never catches up holds the log back by one cycle at most.
    */
   private readonly snapshotsSentSince = new Map<NodeId, LogIndex>();
+  /**
+   * A follower needs a snapshot and the newest one has no state machine image: the next cut
+   * carries one (see {@link send}).
+   */
+  private snapshotImageWanted = false;
+  /**
+   * A snapshot with an image was cut for a follower and no MsgSnap has carried it yet: cuts
+   * without an image wait (up to {@link IMAGE_SNAPSHOT_KEPT_CUTS} snapshot counts), so they do not
+   * replace it before the core sends it.
+   */
+  private snapshotImageUnsent = false;
   /** The tail of the apply queue (see enqueueApply) and how many batches it holds. */
   private applyChain: Promise<void> = Promise.resolve();
   private appliesInFlight = 0;
@@ -765,11 +787,41 @@ export class RaftServer extends EventEmitter {
 
   private send(messages: readonly Message[]): void {
     if (messages.length === 0) return;
+    let outgoing = messages;
     for (const message of messages) {
-      if (message.type === MessageType.MsgSnap && message.snapshot !== undefined) this.snapshotsSentSince.set(message.to, message.snapshot.metadata.index);
+      if (message.type !== MessageType.MsgSnap || message.snapshot === undefined) continue;
+      const descriptor = decodeSnapshotDescriptor(message.snapshot.data);
+      if (descriptor !== undefined && !hasImage(descriptor)) {
+        // The newest snapshot is one log compaction cut without an image: instead of sending it,
+        // cut one with an image (at the applied index) and let the core retry the follower.
+        outgoing = outgoing.filter((other) => other !== message);
+        this.requestSnapshotImage(message.to, message.snapshot.metadata.index);
+        continue;
+      }
+      this.snapshotsSentSince.set(message.to, message.snapshot.metadata.index);
+      this.snapshotImageUnsent = false;
     }
-    this.metrics?.peerMessagesSent.inc(messages.length);
-    this.transport.send(messages);
+    if (outgoing.length === 0) return;
+    this.metrics?.peerMessagesSent.inc(outgoing.length);
+    this.transport.send(outgoing);
+  }
+
+  /**
+   * Follower `to` needs a snapshot and the newest (at `index`) has no image: reports this
+   * snapshot failed (the core probes the follower again and sends the newest snapshot then) and
+   * has the apply queue cut one with an image.
+   */
+  private requestSnapshotImage(to: NodeId, index: LogIndex): void {
+    if (!this.snapshotImageWanted) {
+      this.logger.info({ to: to.toString(), index, applied: this.appliedIndex }, 'a follower needs a snapshot; cutting one with a state machine image');
+    }
+    this.snapshotImageWanted = true;
+    queueMicrotask(() => this.reportSnapshot(to, 'failure'));
+    void this.onApplyQueue(async () => {
+      if (!this.snapshotDue()) return;
+      await this.stateMachine.flush();
+      this.maybeSnapshot();
+    }).catch((error: unknown) => this.fail(error));
   }
 
   private onSoftState(lead: NodeId, role: Role): void {
@@ -928,20 +980,34 @@ export class RaftServer extends EventEmitter {
   }
 
   private snapshotDue(): boolean {
-    return this.snapshotInFlight === undefined && !this.stopped && this.appliedIndex - this.snapshotIndex >= this.options.snapshotCount;
+    if (this.snapshotInFlight !== undefined || this.stopped) return false;
+    if (this.snapshotImageWanted) return true;
+    const behind = this.appliedIndex - this.snapshotIndex;
+    if (this.snapshotImageUnsent && behind < IMAGE_SNAPSHOT_KEPT_CUTS * this.options.snapshotCount) return false;
+    return behind >= this.options.snapshotCount;
   }
 
-  /** Cuts a snapshot at the applied index; call on the apply queue, after the state machine's flush. */
+  /**
+   * Cuts a snapshot at the applied index; call on the apply queue, after the state machine's
+   * flush. It carries a state machine image only when a follower asked for one (see send).
+   */
   private maybeSnapshot(): void {
     if (!this.snapshotDue()) return;
     const index = this.appliedIndex;
     const term = this.storage.term(index);
     if (typeof term !== 'number') return;
     const confState = this.confState;
+    const withImage = this.snapshotImageWanted;
+    this.snapshotImageWanted = false;
+    if (withImage && index === this.snapshotIndex) {
+      this.snapshotInFlight = this.replaceWithImage(index, term, confState);
+      return;
+    }
     this.snapshotInFlight = (async () => {
       const started = Date.now();
-      // The state machine image is pinned at `index` synchronously inside create().
-      const data = await this.snapshots.create(index, term, confState);
+      // With an image, it is pinned at `index` synchronously inside create().
+      const data = await this.snapshots.create(index, term, confState, withImage);
+      this.snapshotImageUnsent = withImage;
       await this.wal.saveSnapshotMarker({ index, term });
       const created = this.storage.createSnapshot(index, confState, data);
       if (typeof created === 'string') {
@@ -958,7 +1024,31 @@ export class RaftServer extends EventEmitter {
       await this.wal.releaseTo(index);
       await this.snapshots.release(index);
       this.metrics?.snapshots.inc({ event: 'created' });
-      this.logger.info({ index, term, durationMs: Date.now() - started }, 'snapshot saved; log compacted');
+      this.logger.info({ index, term, withImage, durationMs: Date.now() - started }, 'snapshot saved; log compacted');
+    })()
+      .catch((error: unknown) => this.fail(error))
+      .finally(() => {
+        this.snapshotInFlight = undefined;
+      });
+  }
+
+  /**
+   * The newest snapshot (at `index`, the applied index) has no image and a follower needs one:
+   * cuts one at the same index and puts it in that snapshot's place (same file name, same WAL
+   * marker, nothing more to compact).
+   */
+  private replaceWithImage(index: LogIndex, term: number, confState: ConfState): Promise<void> {
+    return (async () => {
+      const started = Date.now();
+      const data = await this.snapshots.create(index, term, confState, true);
+      const current = this.storage.snapshot();
+      if (typeof current === 'string' || current.metadata.index !== index) {
+        throw new Error(`assertion failed: the snapshot at ${index} to replace is no longer the newest`);
+      }
+      this.snapshotImageUnsent = true;
+      this.storage.replaceSnapshotData(data);
+      this.metrics?.snapshots.inc({ event: 'created' });
+      this.logger.info({ index, term, withImage: true, durationMs: Date.now() - started }, 'snapshot saved in place of the one without an image');
     })()
       .catch((error: unknown) => this.fail(error))
       .finally(() => {

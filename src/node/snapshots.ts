@@ -2,6 +2,16 @@
  * Snapshots as the runtime sees them: the glue between the state machine (src/kv), snapshot files
  * (src/snap) and the transport's snapshot streaming (src/transport).
  *
+ * Two kinds, as etcd's (whose backend file is the state and whose snapshot for a follower is a copy
+ * of that file made when one is needed):
+ * - WITHOUT an image (body of 0 bytes): what log compaction cuts every --snapshot-count entries.
+ *   The state machine's own stores hold the state; they are made durable (fsynced) at or past the
+ *   snapshot's index before the snapshot is saved, so the WAL entries it covers may go. Cutting
+ *   one costs a memtable write, not a copy of the whole store (a million keys took 5–12 s and
+ *   left ~200 MiB of level's table pages mapped in every member).
+ * - WITH an image (the whole state machine): cut only when a follower needs a snapshot and the
+ *   newest one has no image (see RaftServer), and what a follower receives and restores.
+ *
  * `Snapshot.data` (what travels inside the core and inside MsgSnap) is only a small descriptor:
  * the body's size and SHA-256. The body itself — the state machine image, possibly hundreds of
  * megabytes — lives in a snapshot file and is streamed by the transport in chunks; the receiver
@@ -17,6 +27,11 @@ import type { SnapshotPort } from './raft-server';
 export interface SnapshotDescriptor {
   readonly bodyBytes: number;
   readonly sha256: string;
+}
+
+/** Whether the snapshot described carries an image of the state machine (see the module overview). */
+export function hasImage(descriptor: SnapshotDescriptor): boolean {
+  return descriptor.bodyBytes > 0;
 }
 
 /** Encodes a descriptor into Snapshot.data. */
@@ -46,21 +61,30 @@ export class NodeSnapshots implements SnapshotPort {
   ) {}
 
   /**
-   * Cuts a snapshot at `index`. The state machine's image is pinned SYNCHRONOUSLY at the call
-   * (the caller guarantees nothing after `index` was applied yet), then streamed to a file.
+   * Cuts a snapshot at `index` (the caller guarantees that everything up to `index` was applied,
+   * and with `withImage` nothing after it yet). With an image, the state machine's image is
+   * pinned SYNCHRONOUSLY at the call and streamed to a file. Without, the stores are made durable
+   * first (applies after `index` may go on meanwhile: they only make the stores newer).
    */
-  async create(index: LogIndex, term: number, confState: ConfState): Promise<Uint8Array> {
-    const body = this.stateMachine.writeSnapshot();
+  async create(index: LogIndex, term: number, confState: ConfState, withImage: boolean): Promise<Uint8Array> {
+    let body: Uint8Array | AsyncIterable<Uint8Array>;
+    if (withImage) {
+      body = this.stateMachine.writeSnapshot();
+    } else {
+      await this.stateMachine.persist();
+      body = new Uint8Array(0);
+    }
     const file = await this.snapshotter.save({ index, term, confState }, body);
     return encodeSnapshotDescriptor({ bodyBytes: file.bodyBytes, sha256: file.sha256 });
   }
 
-  /** Replaces the state machine with the snapshot file matching `snapshot`. */
+  /** Replaces the state machine with the snapshot file matching `snapshot` (which must carry an image). */
   async restore(snapshot: Snapshot): Promise<void> {
     const file = await this.find(snapshot.metadata);
     if (file === undefined) {
       throw new Error(`assertion failed: snapshot file for index ${snapshot.metadata.index} term ${snapshot.metadata.term} is missing`);
     }
+    if (file.bodyBytes === 0) throw new Error(`assertion failed: snapshot ${snapshot.metadata.index} to restore has no image`);
     await this.stateMachine.restoreSnapshot(this.snapshotter.openBody(file), snapshot.metadata.index);
   }
 
@@ -75,6 +99,7 @@ export class NodeSnapshots implements SnapshotPort {
     if (metadata === undefined) throw new Error('MsgSnap without a snapshot');
     const file = await this.find(metadata);
     if (file === undefined) throw new Error(`snapshot file for index ${metadata.index} is gone (a newer one replaced it)`);
+    if (file.bodyBytes === 0) throw new Error(`snapshot ${metadata.index} has no image to send`);
     return { bodyBytes: file.bodyBytes, sha256: file.sha256, body: this.snapshotter.openBody(file) };
   }
 

@@ -89,6 +89,15 @@ export class NodeStateMachine {
     await this.mvcc.flush();
   }
 
+  /**
+   * Makes everything applied so far durable on disk, fsynced, in both stores: after it, a restart
+   * finds both stores at least this far, so the WAL entries up to here may go without an image.
+   */
+  async persist(): Promise<void> {
+    await this.membership.persist();
+    await this.mvcc.persist();
+  }
+
   /** A point-in-time image of both stores, pinned at the call (call between applies, after {@link flush}). */
   writeSnapshot(): AsyncIterable<Uint8Array> {
     const membershipImage = this.membership.writeSnapshot();

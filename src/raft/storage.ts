@@ -124,6 +124,16 @@ export class MemoryStorage implements Storage {
   }
 
   /**
+   * Replaces the data of the current snapshot, keeping its index, term and membership (the
+   * runtime swapped what stands behind it, e.g. a snapshot file for one with a state machine image
+   * at the same index). Returns the new snapshot.
+   */
+  replaceSnapshotData(data: Uint8Array): Snapshot {
+    this.snapshotValue = { metadata: this.snapshotValue.metadata, data };
+    return this.snapshotValue;
+  }
+
+  /**
    * Discards entries up to and including `index` (which becomes the placeholder). The caller must
    * only compact what it has applied (and normally snapshotted). Returns 'compacted' if `index` is
    * already compacted, 'unavailable' if it is past the last entry.

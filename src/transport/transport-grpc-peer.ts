@@ -373,7 +373,7 @@ export class GrpcPeer {
     }
     const error = await ended;
     this.snapshotCalls.delete(call);
-    const fields = { ...this.logFields(), bodyBytes: opened.bodyBytes, durationMs: Date.now() - startedAt };
+    const fields = { ...this.logFields(), index: message.snapshot?.metadata.index, bodyBytes: opened.bodyBytes, durationMs: Date.now() - startedAt };
     if (error !== null) {
       this.context.logger.warn('snapshot send failed', { ...fields, code: error.code, details: error.details });
       return 'failure';
