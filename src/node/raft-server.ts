@@ -219,10 +219,12 @@ export class RaftServer extends EventEmitter {
    */
   private readonly snapshotsSentSince = new Map<NodeId, LogIndex>();
   /**
-   * A follower needs a snapshot and the newest one has no state machine image: the next cut
-   * carries one (see {@link send}).
+   * Followers that need a snapshot while the newest one has no state machine image (see
+   * {@link send}): the next cut carries one, and once it is in the log storage they are reported
+   * as failed snapshots, so the core sends them the new one at once. Until then the core holds
+   * them in its snapshot state and sends them nothing.
    */
-  private snapshotImageWanted = false;
+  private readonly followersAwaitingImage = new Set<NodeId>();
   /**
    * A snapshot with an image was cut for a follower and no MsgSnap has carried it yet: cuts
    * without an image wait (up to {@link IMAGE_SNAPSHOT_KEPT_CUTS} snapshot counts), so they do not
@@ -812,16 +814,28 @@ export class RaftServer extends EventEmitter {
    * has the apply queue cut one with an image.
    */
   private requestSnapshotImage(to: NodeId, index: LogIndex): void {
-    if (!this.snapshotImageWanted) {
+    if (this.followersAwaitingImage.size === 0) {
       this.logger.info({ to: to.toString(), index, applied: this.appliedIndex }, 'a follower needs a snapshot; cutting one with a state machine image');
     }
-    this.snapshotImageWanted = true;
-    queueMicrotask(() => this.reportSnapshot(to, 'failure'));
+    this.followersAwaitingImage.add(to);
+    this.snapshotOnApplyQueue();
+  }
+
+  /** Has the apply queue cut a snapshot if one is due (after the state machine's flush). */
+  private snapshotOnApplyQueue(): void {
     void this.onApplyQueue(async () => {
       if (!this.snapshotDue()) return;
       await this.stateMachine.flush();
       this.maybeSnapshot();
     }).catch((error: unknown) => this.fail(error));
+  }
+
+  /** A snapshot with an image is in the log storage: the followers waiting for one get it now. */
+  private releaseFollowersAwaitingImage(waiting: readonly NodeId[]): void {
+    for (const id of waiting) {
+      this.followersAwaitingImage.delete(id);
+      queueMicrotask(() => this.reportSnapshot(id, 'failure'));
+    }
   }
 
   private onSoftState(lead: NodeId, role: Role): void {
@@ -833,6 +847,8 @@ export class RaftServer extends EventEmitter {
     if (role !== this.role) this.logger.info({ from: this.role, to: role }, 'role changed');
     this.leader = lead;
     this.role = role;
+    // Only a leader sends snapshots: a former leader's followers will ask the new one.
+    if (role !== Role.Leader) this.followersAwaitingImage.clear();
     this.metrics?.isLeader.set(role === Role.Leader ? 1 : 0);
     if (leaderChanged) {
       for (const wake of [...this.leaderWaiters]) wake();
@@ -956,6 +972,7 @@ export class RaftServer extends EventEmitter {
 
   private applyPeerChange(change: MemberChange): void {
     if (change.id === this.id) return;
+    if (change.kind === 'remove') this.followersAwaitingImage.delete(change.id);
     if (change.kind === 'remove') this.transport.removePeer(change.id);
     else if (change.peerUrl !== undefined && change.peerUrl !== '') this.transport.addPeer(change.id, change.peerUrl);
   }
@@ -981,7 +998,7 @@ export class RaftServer extends EventEmitter {
 
   private snapshotDue(): boolean {
     if (this.snapshotInFlight !== undefined || this.stopped) return false;
-    if (this.snapshotImageWanted) return true;
+    if (this.followersAwaitingImage.size > 0) return true;
     const behind = this.appliedIndex - this.snapshotIndex;
     if (this.snapshotImageUnsent && behind < IMAGE_SNAPSHOT_KEPT_CUTS * this.options.snapshotCount) return false;
     return behind >= this.options.snapshotCount;
@@ -997,10 +1014,10 @@ export class RaftServer extends EventEmitter {
     const term = this.storage.term(index);
     if (typeof term !== 'number') return;
     const confState = this.confState;
-    const withImage = this.snapshotImageWanted;
-    this.snapshotImageWanted = false;
+    const waiting = [...this.followersAwaitingImage];
+    const withImage = waiting.length > 0;
     if (withImage && index === this.snapshotIndex) {
-      this.snapshotInFlight = this.replaceWithImage(index, term, confState);
+      this.snapshotInFlight = this.replaceWithImage(index, term, confState, waiting);
       return;
     }
     this.snapshotInFlight = (async () => {
@@ -1012,9 +1029,11 @@ export class RaftServer extends EventEmitter {
       const created = this.storage.createSnapshot(index, confState, data);
       if (typeof created === 'string') {
         this.logger.warn({ index, outcome: created }, 'snapshot not installed in the log storage');
+        this.releaseFollowersAwaitingImage(waiting);
         return;
       }
       this.snapshotIndex = index;
+      if (withImage) this.releaseFollowersAwaitingImage(waiting);
       const compactIndex = Math.max(1, Math.min(index - this.options.snapshotCatchUpEntries, ...this.snapshotsSentSince.values()));
       if (this.snapshotsSentSince.size > 0) {
         this.logger.info({ index, compactIndex, sentTo: [...this.snapshotsSentSince.keys()].map(String) }, 'log kept from the snapshot last sent to a follower');
@@ -1027,9 +1046,13 @@ export class RaftServer extends EventEmitter {
       this.logger.info({ index, term, withImage, durationMs: Date.now() - started }, 'snapshot saved; log compacted');
     })()
       .catch((error: unknown) => this.fail(error))
-      .finally(() => {
-        this.snapshotInFlight = undefined;
-      });
+      .finally(() => this.snapshotSettled());
+  }
+
+  /** A cut finished: followers that asked for an image meanwhile get the next cut. */
+  private snapshotSettled(): void {
+    this.snapshotInFlight = undefined;
+    if (this.followersAwaitingImage.size > 0 && !this.stopped) this.snapshotOnApplyQueue();
   }
 
   /**
@@ -1037,7 +1060,7 @@ export class RaftServer extends EventEmitter {
    * cuts one at the same index and puts it in that snapshot's place (same file name, same WAL
    * marker, nothing more to compact).
    */
-  private replaceWithImage(index: LogIndex, term: number, confState: ConfState): Promise<void> {
+  private replaceWithImage(index: LogIndex, term: number, confState: ConfState, waiting: readonly NodeId[]): Promise<void> {
     return (async () => {
       const started = Date.now();
       const data = await this.snapshots.create(index, term, confState, true);
@@ -1047,13 +1070,12 @@ export class RaftServer extends EventEmitter {
       }
       this.snapshotImageUnsent = true;
       this.storage.replaceSnapshotData(data);
+      this.releaseFollowersAwaitingImage(waiting);
       this.metrics?.snapshots.inc({ event: 'created' });
       this.logger.info({ index, term, withImage: true, durationMs: Date.now() - started }, 'snapshot saved in place of the one without an image');
     })()
       .catch((error: unknown) => this.fail(error))
-      .finally(() => {
-        this.snapshotInFlight = undefined;
-      });
+      .finally(() => this.snapshotSettled());
   }
 
   private fail(error: unknown): void {
