@@ -795,7 +795,7 @@ export class RaftServer extends EventEmitter {
       const descriptor = decodeSnapshotDescriptor(message.snapshot.data);
       if (descriptor !== undefined && !hasImage(descriptor)) {
         // The newest snapshot is one log compaction cut without an image: instead of sending it,
-        // cut one with an image (at the applied index) and let the core retry the follower.
+        // cut one with an image (at the applied index); the follower waits for it.
         outgoing = outgoing.filter((other) => other !== message);
         this.requestSnapshotImage(message.to, message.snapshot.metadata.index);
         continue;
@@ -809,9 +809,9 @@ export class RaftServer extends EventEmitter {
   }
 
   /**
-   * Follower `to` needs a snapshot and the newest (at `index`) has no image: reports this
-   * snapshot failed (the core probes the follower again and sends the newest snapshot then) and
-   * has the apply queue cut one with an image.
+   * Follower `to` needs a snapshot and the newest (at `index`) has no image: has the apply queue
+   * cut one with an image. The core keeps the follower in its snapshot state (no report yet) until
+   * {@link releaseFollowersAwaitingImage}.
    */
   private requestSnapshotImage(to: NodeId, index: LogIndex): void {
     if (this.followersAwaitingImage.size === 0) {
@@ -830,7 +830,10 @@ export class RaftServer extends EventEmitter {
     }).catch((error: unknown) => this.fail(error));
   }
 
-  /** A snapshot with an image is in the log storage: the followers waiting for one get it now. */
+  /**
+   * A snapshot with an image is in the log storage: the followers waiting for one are reported as
+   * failed snapshots, so the core probes them again and sends them the newest snapshot, this one.
+   */
   private releaseFollowersAwaitingImage(waiting: readonly NodeId[]): void {
     for (const id of waiting) {
       this.followersAwaitingImage.delete(id);
@@ -972,9 +975,10 @@ export class RaftServer extends EventEmitter {
 
   private applyPeerChange(change: MemberChange): void {
     if (change.id === this.id) return;
-    if (change.kind === 'remove') this.followersAwaitingImage.delete(change.id);
-    if (change.kind === 'remove') this.transport.removePeer(change.id);
-    else if (change.peerUrl !== undefined && change.peerUrl !== '') this.transport.addPeer(change.id, change.peerUrl);
+    if (change.kind === 'remove') {
+      this.followersAwaitingImage.delete(change.id);
+      this.transport.removePeer(change.id);
+    } else if (change.peerUrl !== undefined && change.peerUrl !== '') this.transport.addPeer(change.id, change.peerUrl);
   }
 
   /** Makes the transport know every current member (after a snapshot replaced the membership). */
