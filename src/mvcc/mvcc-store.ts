@@ -854,16 +854,21 @@ export class MvccStore implements TransactionTarget {
       this.index.beginBulkLoad();
       let image: SnapshotImageHeader;
       try {
-        image = await readSnapshotImage(chunks, options.rebase === true ? 'any' : index, async (records) => {
-          // level copies the batch when it is called, so the index is built while level writes
-          // (the records are views into a frame of the image; the index keeps strings, not views).
-          const written = this.db.batch(records.map(([key, value]) => ({ type: 'put' as const, key, value })));
-          try {
+        // level copies a batch when it is called, so the index is built while level writes, and
+        // the next frame is read and indexed while level still writes the one before it (the
+        // records are views into a frame of the image; the index keeps strings, not views).
+        let previous: Promise<void> = Promise.resolve();
+        try {
+          image = await readSnapshotImage(chunks, options.rebase === true ? 'any' : index, async (records) => {
+            const written = this.db.batch(records.map(([key, value]) => ({ type: 'put' as const, key, value })));
+            written.catch(() => undefined); // observed below, one frame later or at the end
             for (const [key, value] of records) if (key[0] === RECORD_PREFIX) this.indexRecord(key, value);
-          } finally {
-            await written;
-          }
-        });
+            await previous;
+            previous = written;
+          });
+        } finally {
+          await previous;
+        }
       } catch (error) {
         this.resetMemory();
         throw error;
