@@ -82,7 +82,7 @@ import { currentKeyValue, deleteEvent, WriteTransaction, type TransactionTarget 
 import { MAX_TXN_OPERATIONS_DEFAULT, validateDeleteRangeRequest, validatePutRequest, validateRangeRequest, validateTxnRequest } from './validate';
 import { readSnapshotImage, writeSnapshotImage, type SnapshotImageHeader } from './mvcc-snapshot-image';
 import { prefetchedBatches } from './prefetched-batches';
-import { makeWritesDurable, SCAN_HIGH_WATER_BYTES } from '../storage/level';
+import { compactRange, makeWritesDurable, SCAN_HIGH_WATER_BYTES } from '../storage/level';
 
 /** Options of {@link MvccStore.open}. */
 export interface MvccStoreOptions {
@@ -308,9 +308,7 @@ export class MvccStore implements TransactionTarget {
 
   /** etcd's Defragment: compacts level's whole key range, reclaiming space of deleted records. */
   async defragment(): Promise<void> {
-    // `level` is classic-level in Node, which has compactRange; its typings hide it.
-    const db = this.db as unknown as { compactRange(start: Buffer, end: Buffer): Promise<void> };
-    await db.compactRange(Buffer.from([0x00]), Buffer.from([0xff]));
+    await compactRange(this.db, Buffer.from([0x00]), Buffer.from([0xff]));
   }
 
   /**

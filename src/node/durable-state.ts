@@ -34,7 +34,7 @@ import { MvccStore } from '../mvcc/mvcc-store';
 import { NodeStateMachine } from './state-machine';
 import { clusterIdFor } from '../transport/cluster-id';
 import type { RuntimeLogger } from './raft-server';
-import { encodeSnapshotDescriptor } from './snapshots';
+import { encodeSnapshotDescriptor, hasImage } from './snapshots';
 
 /** What a node starts from. */
 export interface DurableState {
@@ -114,7 +114,7 @@ export async function openDurableState(options: OpenDurableStateOptions): Promis
   if (snapshotFile !== undefined) {
     snapshotIndex = snapshotFile.metadata.index;
     const stateMachineApplied = stateMachine.appliedIndex();
-    if (stateMachineApplied < snapshotIndex && snapshotFile.bodyBytes === 0) {
+    if (stateMachineApplied < snapshotIndex && !hasImage(snapshotFile)) {
       // A snapshot without an image is saved only after both stores were fsynced at or past it.
       await opened.wal.close();
       await stateMachine.close();

@@ -84,7 +84,7 @@ export class NodeSnapshots implements SnapshotPort {
     if (file === undefined) {
       throw new Error(`assertion failed: snapshot file for index ${snapshot.metadata.index} term ${snapshot.metadata.term} is missing`);
     }
-    if (file.bodyBytes === 0) throw new Error(`assertion failed: snapshot ${snapshot.metadata.index} to restore has no image`);
+    if (!hasImage(file)) throw new Error(`assertion failed: snapshot ${snapshot.metadata.index} to restore has no image`);
     await this.stateMachine.restoreSnapshot(this.snapshotter.openBody(file), snapshot.metadata.index);
   }
 
@@ -99,7 +99,7 @@ export class NodeSnapshots implements SnapshotPort {
     if (metadata === undefined) throw new Error('MsgSnap without a snapshot');
     const file = await this.find(metadata);
     if (file === undefined) throw new Error(`snapshot file for index ${metadata.index} is gone (a newer one replaced it)`);
-    if (file.bodyBytes === 0) throw new Error(`snapshot ${metadata.index} has no image to send`);
+    if (!hasImage(file)) throw new Error(`snapshot ${metadata.index} has no image to send`);
     return { bodyBytes: file.bodyBytes, sha256: file.sha256, body: this.snapshotter.openBody(file) };
   }
 

@@ -23,6 +23,11 @@ interface CompactableLevel {
   compactRange(start: Buffer, end: Buffer): Promise<void>;
 }
 
+/** Compacts level's keys in [start, end] (classic-level's compactRange, hidden by `level`'s typings). */
+export function compactRange(db: unknown, start: Buffer, end: Buffer): Promise<void> {
+  return (db as CompactableLevel).compactRange(start, end);
+}
+
 /**
  * Keys neither store uses for data (both stores' keys start with a tag byte below 0xff): a range
  * that holds no key, and the key of the synchronous write that follows its compaction.
@@ -44,6 +49,6 @@ const SYNC_PROBE_KEY = Buffer.from([0xff, 0xff, 0xff, 0xfd]);
  * synchronous write follows: level refuses every write after a background error.
  */
 export async function makeWritesDurable(db: DurableLevel): Promise<void> {
-  await (db as unknown as CompactableLevel).compactRange(EMPTY_RANGE_START, EMPTY_RANGE_END);
+  await compactRange(db, EMPTY_RANGE_START, EMPTY_RANGE_END);
   await db.put(SYNC_PROBE_KEY, Buffer.alloc(0), { sync: true });
 }
