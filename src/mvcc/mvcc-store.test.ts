@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { MVCC_ERRORS, GrpcStatusCode } from './errors';
 import { prefixRangeEnd, resolveRange } from './key-range';
+import { MvccStore } from './mvcc-store';
 import { bytes, TestStore, unwrap } from './test-support';
 import { EventType, SortOrder, SortTarget, type KeyValue } from './types';
 
@@ -294,6 +295,49 @@ describe('compaction', () => {
     assert.equal(t.store.currentRevision(), 3);
     assert.equal(t.store.indexedKeyCount(), 0);
     assert.equal((await t.put('a', 'again')).revision, 4);
+  });
+});
+
+describe('rebuilding the key index at open', () => {
+  test('a worker-thread scan rebuilds the same store as a scan on the calling thread', async () => {
+    // Puts, overwrites, a Txn, deletes, leases and a compaction: every kind of record the scan reads.
+    for (let i = 0; i < 300; i++) await t.put(`key-${String(i).padStart(3, '0')}`, `value-${i}`, i % 50 === 0 ? { lease: BigInt(1 + (i % 3)) } : {});
+    for (let i = 0; i < 300; i += 7) await t.put(`key-${String(i).padStart(3, '0')}`, `second-${i}`);
+    await t.txn({ success: [{ kind: 'put', request: { key: bytes('txn-a'), value: bytes('1') } }, { kind: 'deleteRange', request: { key: bytes('key-010'), rangeEnd: bytes('key-020') } }] });
+    const middle = t.store.currentRevision();
+    await t.compact(150);
+    for (let i = 0; i < 300; i += 11) await t.del(`key-${String(i).padStart(3, '0')}`);
+    await t.store.close();
+
+    const describeStore = async (loadScan: 'worker' | 'caller') => {
+      const store = await MvccStore.open(t.directory, { loadScan });
+      try {
+        const at = async (revision: number) => {
+          const outcome = await store.range({ key: ZERO, rangeEnd: ZERO, revision });
+          assert.ok(outcome.ok);
+          return outcome.value.kvs.map((kv) => `${summary(kv)} l${kv.lease}`);
+        };
+        return {
+          revision: store.currentRevision(),
+          compacted: store.compactRevision(),
+          keys: store.indexedKeyCount(),
+          now: await at(0),
+          middle: await at(middle),
+          compactedAt: await at(150),
+          leases: [1n, 2n, 3n].map((lease) => store.leaseKeys(lease).map(String)),
+        };
+      } finally {
+        await store.close();
+      }
+    };
+    const byCaller = await describeStore('caller');
+    const byWorker = await describeStore('worker');
+    assert.deepEqual(byWorker, byCaller);
+    // The comparison covers something: live and deleted keys, history, and leased keys.
+    assert.equal(byCaller.now.length, 300 - 10 - Math.ceil(300 / 11) + 1 + 1);
+    assert.ok(byCaller.middle.length > byCaller.now.length);
+    assert.deepEqual(byCaller.leases.map((keys) => keys.length), [1, 2, 2]);
+    t.store = await MvccStore.open(t.directory);
   });
 });
 

@@ -52,6 +52,7 @@ import {
   recordKey,
   recordKeyLowerBound,
   RECORD_PREFIX,
+  type IndexedRecordSink,
   type MetaName,
 } from './record-codec';
 import { evaluateCompare, fetchLimit, finishRange } from './range-rules';
@@ -81,8 +82,8 @@ import {
 import { currentKeyValue, deleteEvent, WriteTransaction, type TransactionTarget } from './write-transaction';
 import { MAX_TXN_OPERATIONS_DEFAULT, validateDeleteRangeRequest, validatePutRequest, validateRangeRequest, validateTxnRequest } from './validate';
 import { readSnapshotImage, writeSnapshotImage, type SnapshotImageHeader } from './mvcc-snapshot-image';
-import { prefetchedBatches } from './prefetched-batches';
 import { compactRange, makeWritesDurable, SCAN_HIGH_WATER_BYTES } from '../storage/level';
+import { forEachPacked, scanPacked, type ScanThread } from '../storage/level-scan';
 
 /** Options of {@link MvccStore.open}. */
 export interface MvccStoreOptions {
@@ -102,6 +103,11 @@ export interface MvccStoreOptions {
   readonly enforceLeases?: boolean;
   /** Records deleted per level batch by physical compaction (default 10,000). */
   readonly compactionBatchRecords?: number;
+  /**
+   * Where open reads the records to rebuild the key index (src/storage/level-scan.ts): 'auto'
+   * (the default) uses a worker thread for large stores; tests force either path.
+   */
+  readonly loadScan?: ScanThread;
 }
 
 /** One committed Raft entry to apply; `request` undefined = an entry with no MVCC effect. */
@@ -141,8 +147,6 @@ interface Located {
 }
 
 const DEFAULT_COMPACTION_BATCH_RECORDS = 10_000;
-/** Records read per level round trip when rebuilding the index at open. */
-const LOAD_BATCH_RECORDS = 1024;
 /** Applies the background writer may lag behind before an apply waits for it. */
 const UNWRITTEN_APPLIES_MAX = 64;
 /** The revision of a store that has never been written (etcd starts at 1). */
@@ -188,6 +192,7 @@ export class MvccStore implements TransactionTarget {
   private loadedLeasedRecord = false;
   private readonly maxTxnOperations: number;
   private readonly compactionBatchRecords: number;
+  private readonly loadScan: ScanThread;
 
   private constructor(
     private readonly db: Level<Buffer, Buffer>,
@@ -195,6 +200,7 @@ export class MvccStore implements TransactionTarget {
   ) {
     this.maxTxnOperations = options.maxTxnOperations ?? MAX_TXN_OPERATIONS_DEFAULT;
     this.compactionBatchRecords = options.compactionBatchRecords ?? DEFAULT_COMPACTION_BATCH_RECORDS;
+    this.loadScan = options.loadScan ?? 'auto';
   }
 
   /**
@@ -204,7 +210,9 @@ export class MvccStore implements TransactionTarget {
    */
   static async open(directory: string, options: MvccStoreOptions = {}): Promise<MvccStore> {
     const db = new Level<Buffer, Buffer>(directory, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
-    await db.open();
+    // Shared with the worker thread that reads the records at open (src/storage/level-scan.ts).
+    // The node's data directory lock (src/wal/dir-lock.ts) keeps other processes out.
+    await db.open({ multithreading: true } as object);
     const store = new MvccStore(db, options);
     await store.load();
     return store;
@@ -860,7 +868,7 @@ export class MvccStore implements TransactionTarget {
           image = await readSnapshotImage(chunks, options.rebase === true ? 'any' : index, async (records) => {
             const written = this.db.batch(records.map(([key, value]) => ({ type: 'put' as const, key, value })));
             written.catch(() => undefined); // observed below, one frame later or at the end
-            for (const [key, value] of records) if (key[0] === RECORD_PREFIX) this.indexRecord(key, value);
+            for (const [key, value] of records) if (key[0] === RECORD_PREFIX) this.indexRecord(key, 0, key.length, value, 0, value.length);
             await previous;
             previous = written;
           });
@@ -930,18 +938,12 @@ export class MvccStore implements TransactionTarget {
     }
     await this.loadMeta();
     this.index.beginBulkLoad();
-    const iterator = this.db.iterator({ gte: Buffer.from([RECORD_PREFIX]), lt: Buffer.from([RECORD_PREFIX + 1]), highWaterMarkBytes: SCAN_HIGH_WATER_BYTES });
-    try {
-      // At a million records, one promise per record was a measurable part of a restart.
-      for await (const batch of prefetchedBatches(iterator, LOAD_BATCH_RECORDS)) {
-        for (const [key, value] of batch) {
-          const main = this.indexRecord(key, value);
-          assert(main <= this.revision, `record at ${main} beyond the store revision ${this.revision}`);
-        }
-      }
-    } finally {
-      await iterator.close();
-    }
+    const records = { gte: Buffer.from([RECORD_PREFIX]), lt: Buffer.from([RECORD_PREFIX + 1]) };
+    const indexRecord = (bytes: Buffer, keyStart: number, keyEnd: number, valueStart: number, valueEnd: number): void => {
+      const main = this.indexRecord(bytes, keyStart, keyEnd, bytes, valueStart, valueEnd);
+      assert(main <= this.revision, `record at ${main} beyond the store revision ${this.revision}`);
+    };
+    for await (const batch of scanPacked(this.db, records, this.loadScan)) forEachPacked(batch, indexRecord);
     this.index.endBulkLoad();
     await this.loadLeasesAndCompaction();
   }
@@ -956,14 +958,19 @@ export class MvccStore implements TransactionTarget {
     this.compactionFinished = await this.readMeta('compact-finished');
   }
 
-  /** Adds one history record (level key and value) to the key index, which keeps no view of either; returns its main revision. */
-  private indexRecord(key: Buffer, value: Buffer): Revision {
-    const { main, sub } = decodeRecordKey(key);
-    const record = decodeRecordForIndex(value, main);
-    this.index.append(record.key, { main, sub, tombstone: record.tombstone }, record.current);
-    if (record.current !== undefined && record.current.lease !== NO_LEASE) this.loadedLeasedRecord = true;
-    return main;
+  /**
+   * Adds one history record to the key index, which keeps no view of it (the record key is
+   * `keyBytes[keyStart, keyEnd)`, its value `valueBytes[valueStart, valueEnd)`); returns its main
+   * revision.
+   */
+  private indexRecord(keyBytes: Buffer, keyStart: number, keyEnd: number, valueBytes: Buffer, valueStart: number, valueEnd: number): Revision {
+    return decodeRecordForIndex(keyBytes, keyStart, keyEnd, valueBytes, valueStart, valueEnd, this.indexFields);
   }
+
+  private readonly indexFields: IndexedRecordSink = (key, main, sub, tombstone, createRevision, version, valueLatin1, lease) => {
+    this.index.appendFields(key, main, sub, tombstone, createRevision, version, valueLatin1, lease);
+    if (lease !== NO_LEASE) this.loadedLeasedRecord = true;
+  };
 
   /** After the index is built: the lease table, lease attachments and compaction left to do. */
   private async loadLeasesAndCompaction(): Promise<void> {

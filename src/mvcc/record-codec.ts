@@ -21,7 +21,6 @@
  * zeroes elsewhere.
  */
 import { NO_LEASE, type KeyValue, type LeaseId, type LeaseState, type Revision } from './types';
-import type { CurrentValue } from './key-index';
 
 /** Prefix of meta keys. */
 export const META_PREFIX = 0x00;
@@ -141,17 +140,17 @@ export function encodeRecord(tombstone: boolean, kv: { key: Uint8Array; createRe
   return buffer;
 }
 
-/** Checks a record's framing; returns its key length. Throws on damage. */
-function recordKeyLength(buffer: Buffer): number {
-  if (buffer.length < RECORD_HEADER_BYTES || buffer[0] !== RECORD_FORMAT) throw new Error('mvcc store damaged: bad record');
-  const keyLength = buffer.readUInt32BE(26);
-  if (RECORD_HEADER_BYTES + keyLength > buffer.length) throw new Error('mvcc store damaged: record key overflows');
+/** Checks the framing of the record held in `buffer` from `start` to `end`; returns its key length. Throws on damage. */
+function recordKeyLength(buffer: Buffer, start = 0, end = buffer.length): number {
+  if (end - start < RECORD_HEADER_BYTES || buffer[start] !== RECORD_FORMAT) throw new Error('mvcc store damaged: bad record');
+  const keyLength = buffer.readUInt32BE(start + 26);
+  if (RECORD_HEADER_BYTES + keyLength > end - start) throw new Error('mvcc store damaged: record key overflows');
   return keyLength;
 }
 
 /** The lease field: no BigInt per record for the usual "no lease" (a million cached values each held one). */
-function recordLease(buffer: Buffer): LeaseId {
-  return buffer.readUInt32BE(18) === 0 && buffer.readUInt32BE(22) === 0 ? NO_LEASE : buffer.readBigInt64BE(18);
+function recordLease(buffer: Buffer, start = 0): LeaseId {
+  return buffer.readUInt32BE(start + 18) === 0 && buffer.readUInt32BE(start + 22) === 0 ? NO_LEASE : buffer.readBigInt64BE(start + 18);
 }
 
 /** Decodes a record stored at main revision `modRevision`; throws on damage. */
@@ -171,26 +170,54 @@ export function decodeRecord(bytes: Uint8Array, modRevision: Revision): StoredRe
   };
 }
 
+/** Receives what the key index needs of one record (see {@link decodeRecordForIndex}); `valueLatin1` is undefined for a tombstone. */
+export type IndexedRecordSink = (
+  key: string,
+  main: Revision,
+  sub: number,
+  tombstone: boolean,
+  createRevision: Revision,
+  version: number,
+  valueLatin1: string | undefined,
+  lease: LeaseId,
+) => void;
+
 /**
- * What the key index needs of a record when it is rebuilt at open, with as few allocations as
- * possible (a restart decodes every record): the key as a KeyString (latin1, one code unit per
- * byte), the tombstone flag, and the current value of a live key (its value copied into a latin1
- * string, see CurrentValue).
+ * Decodes what the key index needs of a record when it is rebuilt (at open, or from a snapshot
+ * image) and hands it to `sink` as arguments, with no object per record (a restart decodes a
+ * million): the key as a KeyString (latin1, one code unit per byte), the revision, the tombstone
+ * flag and, for a live key, its current value (the value copied into a latin1 string, see
+ * CurrentValue). The record key is `keyBytes[keyStart, keyEnd)`, its value
+ * `valueBytes[valueStart, valueEnd)` (a packed scan batch holds many in one buffer). Returns the
+ * main revision; throws on damage.
  */
-export function decodeRecordForIndex(bytes: Buffer, modRevision: Revision): { key: string; tombstone: boolean; current: CurrentValue | undefined } {
-  const keyLength = recordKeyLength(bytes);
-  const tombstone = (bytes[1]! & 1) === 1;
-  return {
-    key: bytes.toString('latin1', RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + keyLength),
-    tombstone,
-    current: tombstone
-      ? undefined
-      : {
-          createRevision: readUint64Number(bytes, 2),
-          modRevision,
-          version: readUint64Number(bytes, 10),
-          valueLatin1: bytes.toString('latin1', RECORD_HEADER_BYTES + keyLength),
-          lease: recordLease(bytes),
-        },
-  };
+export function decodeRecordForIndex(
+  keyBytes: Buffer,
+  keyStart: number,
+  keyEnd: number,
+  valueBytes: Buffer,
+  valueStart: number,
+  valueEnd: number,
+  sink: IndexedRecordSink,
+): Revision {
+  if (keyEnd - keyStart !== RECORD_KEY_BYTES || keyBytes[keyStart] !== RECORD_PREFIX) throw new Error('mvcc store damaged: bad record key');
+  const main = readUint64Number(keyBytes, keyStart + 1);
+  const sub = keyBytes.readUInt32BE(keyStart + 9);
+  const keyLength = recordKeyLength(valueBytes, valueStart, valueEnd);
+  const userKeyStart = valueStart + RECORD_HEADER_BYTES;
+  const key = valueBytes.toString('latin1', userKeyStart, userKeyStart + keyLength);
+  if ((valueBytes[valueStart + 1]! & 1) === 1) sink(key, main, sub, true, 0, 0, undefined, NO_LEASE);
+  else {
+    sink(
+      key,
+      main,
+      sub,
+      false,
+      readUint64Number(valueBytes, valueStart + 2),
+      readUint64Number(valueBytes, valueStart + 10),
+      valueBytes.toString('latin1', userKeyStart + keyLength, valueEnd),
+      recordLease(valueBytes, valueStart),
+    );
+  }
+  return main;
 }

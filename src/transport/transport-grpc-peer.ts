@@ -180,6 +180,21 @@ export class GrpcPeer {
     this.connect();
   }
 
+  /**
+   * The remote member opened a stream to us, so it is up: if the stream to it is waiting out a
+   * reconnect delay, connect now, on a fresh channel (the old one may be in its own back-off).
+   */
+  peerReachedUs(): void {
+    if (this.state !== 'backing-off') return;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    this.client.close();
+    this.client = this.createClient(false);
+    this.failedAttempts = 0;
+    this.context.logger.debug('peer reached us: reconnecting at once', this.logFields());
+    this.connect();
+  }
+
   /** Ends every call, drops the queue; no callback fires afterwards. */
   stop(): void {
     if (this.state === 'stopped') return;

@@ -208,6 +208,26 @@ describe('GrpcTransport: message streams', () => {
     assert.equal(b2.handler.messages[0]!.index, 2);
   });
 
+  it('a restarted peer that opens its stream to us is reconnected at once, not after the reconnect delay', async () => {
+    // A waits 90 s (120 s cap, jitter fixed at one half) between attempts: only the restarted
+    // peer's own stream can make A try again within the test's deadline.
+    const slow = { reconnectDelayInitialMs: 120_000, reconnectDelayMaxMs: 120_000 };
+    const a = await startNode(A, slow);
+    const b = await startNode(B);
+    connect(a, A, b, B);
+    a.transport.send([app(A, B, 1)]);
+    await waitFor(() => b.handler.messages.length === 1, 'first delivery');
+    const port = b.transport.port;
+    await b.transport.stop();
+    await waitFor(() => a.handler.unreachable.includes(B), 'reportUnreachable on break');
+    a.transport.send([app(A, B, 2)]);
+    const b2 = await startNode(B, { listenPort: port });
+    b2.transport.addPeer(A, a.url);
+    await waitFor(() => b2.handler.messages.length === 1, 'delivery once the restarted peer reached A', 20_000);
+    assert.equal(b2.handler.messages[0]!.index, 2);
+    assert.ok(a.logger.records.some((record) => record.message === 'peer reached us: reconnecting at once'));
+  });
+
   it('updatePeer moves a peer to a new URL and keeps its queue', async () => {
     const a = await startNode(A);
     const probe = await startNode(C);

@@ -467,6 +467,9 @@ export class GrpcTransport implements Transport {
       }
     };
     const unregister = this.registerInbound(senderId, finish);
+    // The sender is up: a stream to it that is waiting out a reconnect delay tries again now (a
+    // restarted follower hears from the leader within a heartbeat, not after up to a second).
+    this.peers.get(senderId)?.peerReachedUs();
     call.on('data', (decoded: DecodeResult<Message[]>) => {
       if (finished) return;
       if (this.stopped) return finish({ code: grpc.status.UNAVAILABLE, details: 'transport stopped' });

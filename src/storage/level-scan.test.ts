@@ -1,0 +1,110 @@
+/**
+ * Whole-range level scans (level-scan.ts): the worker thread and the calling thread deliver the
+ * same records, in key order, within the range; a damaged batch is refused; a scan stopped early
+ * leaves nothing open; a worker that cannot open the store fails the scan with the reason.
+ */
+import { afterEach, beforeEach, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Level } from 'level';
+import { forEachPacked, packRecords, scanPacked, type PackedRecords, type ScanThread } from './level-scan';
+
+let directory: string;
+let db: Level<Buffer, Buffer>;
+
+beforeEach(async () => {
+  directory = fs.mkdtempSync(path.join(os.tmpdir(), 'level-scan-test-'));
+  db = new Level<Buffer, Buffer>(directory, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+  await db.open({ multithreading: true } as object);
+});
+
+afterEach(async () => {
+  await db.close();
+  fs.rmSync(directory, { recursive: true, force: true });
+});
+
+/** Keys 0x01|u32 (3,000 of them, over several batches) with values of varying length, plus keys outside the scanned range. */
+async function fill(): Promise<Array<[string, string]>> {
+  const inside: Array<[string, string]> = [];
+  const operations: Array<{ type: 'put'; key: Buffer; value: Buffer }> = [];
+  for (let i = 0; i < 3000; i++) {
+    const key = Buffer.alloc(5);
+    key[0] = 0x01;
+    key.writeUInt32BE(i * 7, 1);
+    const value = Buffer.alloc(i % 300, i % 251);
+    operations.push({ type: 'put', key, value });
+    inside.push([key.toString('hex'), value.toString('hex')]);
+  }
+  operations.push({ type: 'put', key: Buffer.from([0x00, 1]), value: Buffer.from('before') });
+  operations.push({ type: 'put', key: Buffer.from([0x02]), value: Buffer.from('after') });
+  await db.batch(operations);
+  return inside;
+}
+
+async function collect(thread: ScanThread): Promise<Array<[string, string]>> {
+  const records: Array<[string, string]> = [];
+  for await (const batch of scanPacked(db, { gte: Buffer.from([0x01]), lt: Buffer.from([0x02]) }, thread)) {
+    forEachPacked(batch, (bytes, keyStart, keyEnd, valueStart, valueEnd) => {
+      records.push([bytes.toString('hex', keyStart, keyEnd), bytes.toString('hex', valueStart, valueEnd)]);
+    });
+  }
+  return records;
+}
+
+test('the worker and the calling thread deliver the same records of the range, in key order', async () => {
+  const inside = await fill();
+  const byWorker = await collect('worker');
+  const byCaller = await collect('caller');
+  assert.equal(byWorker.length, 3000);
+  assert.deepEqual(byWorker, inside);
+  assert.deepEqual(byCaller, inside);
+  // 'auto' takes the calling thread for a store this small; the result is the same.
+  assert.deepEqual(await collect('auto'), inside);
+});
+
+test('an empty range yields no batch, on either thread', async () => {
+  assert.deepEqual(await collect('worker'), []);
+  assert.deepEqual(await collect('caller'), []);
+});
+
+test('a batch whose lengths do not add up is refused', () => {
+  const good = packRecords([
+    [Buffer.from('a'), Buffer.from('1')],
+    [Buffer.from('bb'), Buffer.from('22')],
+  ]);
+  const seen: string[] = [];
+  forEachPacked({ bytes: good, count: 2 }, (bytes, keyStart, keyEnd) => seen.push(bytes.toString('latin1', keyStart, keyEnd)));
+  assert.deepEqual(seen, ['a', 'bb']);
+  const truncated: PackedRecords = { bytes: good.subarray(0, good.length - 1), count: 2 };
+  assert.throws(() => forEachPacked(truncated, () => undefined), /ends at/);
+  const padded: PackedRecords = { bytes: Buffer.concat([good, Buffer.alloc(3)]), count: 2 };
+  assert.throws(() => forEachPacked(padded, () => undefined), /packed batch of 25 bytes ends at 22/);
+});
+
+test('a worker scan stopped after its first batch leaves the store usable: it closes and reopens', async () => {
+  await fill();
+  let batches = 0;
+  for await (const batch of scanPacked(db, { gte: Buffer.from([0x01]), lt: Buffer.from([0x02]) }, 'worker')) {
+    assert.ok(batch.count > 0);
+    batches++;
+    break;
+  }
+  assert.equal(batches, 1);
+  // The worker has released its handle: the store really closes, and a plain (exclusive) open works.
+  await db.close();
+  const again = new Level<Buffer, Buffer>(directory, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+  await again.open();
+  assert.equal((await again.get(Buffer.from([0x02])))?.toString(), 'after');
+  await again.close();
+  await db.open({ multithreading: true } as object);
+});
+
+test('a worker that cannot open the store fails the scan with the reason', async () => {
+  await fill();
+  // Opened without multithreading, the store is locked against the worker's open.
+  await db.close();
+  await db.open();
+  await assert.rejects(collect('worker'), /level scan worker failed: LEVEL_DATABASE_NOT_OPEN Database failed to open: .*lock/i);
+});
