@@ -24,7 +24,8 @@
 import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import type { LogIndex } from '../raft/types';
-import { decodeLeaseRecord, decodeRecord, decodeRecordKey } from './record-codec';
+import { checkRecord, decodeLeaseRecord } from './record-codec';
+import type { RecordBatch } from '../storage/level-worker';
 import type { Revision } from './types';
 import { prefetchedBatches } from './prefetched-batches';
 
@@ -210,16 +211,22 @@ class ByteReader {
   }
 }
 
+/** The records of one frame of an image, handed to {@link readSnapshotImage}'s `write`. */
+export interface ImageFrame extends RecordBatch {
+  /** Lease records (level lease keys and values), not history records. */
+  readonly leases: boolean;
+}
+
 /**
- * Decodes and validates an image, handing batches of records (level key, value) to `write` in
- * order as they arrive (lease records too, validated as leases), and returns the header once the
- * end frame checked out. `expectedIndex` must equal the image's applied index ('any': not checked,
- * for seeding a new cluster).
+ * Decodes and validates an image, handing the records of each frame (level keys and values, as
+ * bounds in the frame: no copy per record) to `write` in order as they arrive, lease records too
+ * (validated as leases), and returns the header once the end frame checked out. `expectedIndex`
+ * must equal the image's applied index ('any': not checked, for seeding a new cluster).
  */
 export async function readSnapshotImage(
   chunks: AsyncIterable<Uint8Array>,
   expectedIndex: LogIndex | 'any',
-  write: (records: Array<[Buffer, Buffer]>) => Promise<void>,
+  write: (frame: ImageFrame) => Promise<void>,
 ): Promise<SnapshotImageHeader> {
   const reader = new ByteReader(chunks[Symbol.asyncIterator]());
   const digest = createHash('sha256');
@@ -238,8 +245,11 @@ export async function readSnapshotImage(
   }
   digest.update(head);
   let count = 0n;
-  let lastKey: Buffer | undefined;
-  let lastLeaseKey: Buffer | undefined;
+  // The last key of each kind, as bounds in the payload that holds it (payloads are never reused).
+  const last: Record<'records' | 'leases', { bytes: Buffer; start: number; end: number }> = {
+    records: { bytes: EMPTY, start: 0, end: 0 },
+    leases: { bytes: EMPTY, start: 0, end: 0 },
+  };
   for (;;) {
     const frameHead = await reader.read(FRAME_HEADER_BYTES);
     if (frameHead === undefined) throw new MvccSnapshotImageError('truncated', 'no end frame');
@@ -260,37 +270,38 @@ export async function readSnapshotImage(
     if (kind !== KIND_RECORDS && !isLeases) throw new MvccSnapshotImageError('malformed-record', `frame kind ${kind}`);
     digest.update(frameHead);
     digest.update(payload);
-    const records: Array<[Buffer, Buffer]> = [];
+    const previous = isLeases ? last.leases : last.records;
+    const bounds: number[] = [];
     let offset = 0;
     while (offset < payload.length) {
       if (offset + 2 > payload.length) throw new MvccSnapshotImageError('malformed-record', 'key length');
-      const keyLength = payload.readUInt16BE(offset);
-      offset += 2;
-      if (offset + keyLength + 4 > payload.length) throw new MvccSnapshotImageError('malformed-record', 'key');
-      const key = Buffer.from(payload.subarray(offset, offset + keyLength));
-      offset += keyLength;
-      const valueLength = payload.readUInt32BE(offset);
-      offset += 4;
-      if (offset + valueLength > payload.length) throw new MvccSnapshotImageError('malformed-record', 'value');
-      const value = Buffer.from(payload.subarray(offset, offset + valueLength));
-      offset += valueLength;
+      const keyStart = offset + 2;
+      const keyEnd = keyStart + payload.readUInt16BE(offset);
+      if (keyEnd + 4 > payload.length) throw new MvccSnapshotImageError('malformed-record', 'key');
+      const valueStart = keyEnd + 4;
+      const valueEnd = valueStart + payload.readUInt32BE(keyEnd);
+      if (valueEnd > payload.length) throw new MvccSnapshotImageError('malformed-record', 'value');
       try {
-        if (isLeases) decodeLeaseRecord(key, value);
+        if (isLeases) decodeLeaseRecord(payload.subarray(keyStart, keyEnd), payload.subarray(valueStart, valueEnd));
         else {
-          const { main } = decodeRecordKey(key);
-          decodeRecord(value, main);
+          const main = checkRecord(payload, keyStart, keyEnd, valueStart, valueEnd);
           if (main > header.revision) throw new Error(`record at ${main} beyond revision ${header.revision}`);
         }
       } catch (error) {
         throw new MvccSnapshotImageError('malformed-record', (error as Error).message);
       }
-      const previous = isLeases ? lastLeaseKey : lastKey;
-      if (previous !== undefined && Buffer.compare(previous, key) >= 0) throw new MvccSnapshotImageError('out-of-order', 'keys not ascending');
-      if (isLeases) lastLeaseKey = key;
-      else lastKey = key;
-      records.push([key, value]);
+      if (previous.bytes !== EMPTY && payload.compare(previous.bytes, previous.start, previous.end, keyStart, keyEnd) <= 0) {
+        throw new MvccSnapshotImageError('out-of-order', 'keys not ascending');
+      }
+      previous.bytes = payload;
+      previous.start = keyStart;
+      previous.end = keyEnd;
+      bounds.push(keyStart, keyEnd, valueStart, valueEnd);
+      offset = valueEnd;
       count += 1n;
     }
-    await write(records);
+    await write({ leases: isLeases, bytes: payload, bounds: Uint32Array.from(bounds) });
   }
 }
+
+const EMPTY: Buffer = Buffer.alloc(0);

@@ -1,11 +1,13 @@
 /**
  * Snapshot image round trip (MvccStore.writeSnapshot → restoreSnapshot) with 100k keys and history,
- * plus the image decoder's refusals (damaged frame, wrong index, truncation), and what an
+ * plus the image decoder's refusals (damaged frame, wrong index, truncation, records out of order,
+ * malformed or beyond the image's revision), and what an
  * interrupted, refused or empty restore leaves: an empty store at revision 1, as etcd's.
  */
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { MvccSnapshotImageError, writeSnapshotImage } from './mvcc-snapshot-image';
+import { encodeRecord, recordKey } from './record-codec';
 import { bytes, TestStore } from './test-support';
 import { WatchHub } from './watch-hub';
 
@@ -99,6 +101,44 @@ test('a damaged, truncated or misplaced image is refused with a reason', async (
     for (let offset = 0; offset < whole.length; offset += 7_777) pieces.push(whole.subarray(offset, offset + 7_777));
     assert.equal(await reasonOf(pieces, source.store.appliedIndex()), 'ok');
     assert.equal(target.store.currentRevision(), 100_004);
+  } finally {
+    await target.destroy();
+  }
+});
+
+test('records out of order (also across frames), repeated, malformed or beyond the revision are refused', async () => {
+  const target = await TestStore.create();
+  try {
+    // 400 records of about 300 bytes: the image holds two 64 KiB frames and more.
+    const record = (main: number): [Buffer, Buffer] => [
+      recordKey(main, 0),
+      encodeRecord(false, { key: bytes(`k${main}`), createRevision: main, version: 1, lease: 0n, value: Buffer.alloc(260, 0x61) }),
+    ];
+    const ascending = Array.from({ length: 400 }, (_, i) => record(i + 2));
+    const reasonOf = async (records: Array<[Buffer, Buffer]>, revision = 1_000): Promise<string> => {
+      const parts: Buffer[] = [];
+      let given = false;
+      const source = { nextv: async () => (given ? [] : ((given = true), records)), close: async () => undefined };
+      for await (const chunk of writeSnapshotImage({ appliedIndex: 7, revision, compactRevision: 0 }, source)) parts.push(Buffer.from(chunk));
+      try {
+        await target.store.restoreSnapshot(chunksOf(parts), 7);
+        return 'ok';
+      } catch (error) {
+        assert.ok(error instanceof MvccSnapshotImageError, String(error));
+        return error.reason;
+      }
+    };
+    assert.equal(await reasonOf(ascending), 'ok');
+    assert.equal(target.store.currentRevision(), 1_000);
+    assert.equal((await target.get({ key: bytes('k401') })).kvs[0]!.value.length, 260);
+    assert.equal(await reasonOf([...ascending, record(5)]), 'out-of-order'); // behind a key of the first frame
+    assert.equal(await reasonOf([...ascending.slice(0, 10), ascending[9]!, ...ascending.slice(10)]), 'out-of-order'); // repeated
+    assert.equal(await reasonOf([...ascending, [Buffer.concat([recordKey(999, 0), Buffer.from([0])]), record(999)[1]]]), 'malformed-record'); // key length
+    const badFormat = Buffer.from(record(999)[1]);
+    badFormat[0] = 9;
+    assert.equal(await reasonOf([...ascending, [recordKey(999, 0), badFormat]]), 'malformed-record');
+    assert.equal(await reasonOf(ascending, 300), 'malformed-record'); // records at revisions up to 401
+    assert.deepEqual([target.store.appliedIndex(), target.store.currentRevision()], [0, 1]);
   } finally {
     await target.destroy();
   }

@@ -309,8 +309,8 @@ describe('rebuilding the key index at open', () => {
     for (let i = 0; i < 300; i += 11) await t.del(`key-${String(i).padStart(3, '0')}`);
     await t.store.close();
 
-    const describeStore = async (loadScan: 'worker' | 'caller') => {
-      const store = await MvccStore.open(t.directory, { loadScan });
+    const describeStore = async (levelThread: 'worker' | 'caller') => {
+      const store = await MvccStore.open(t.directory, { levelThread });
       try {
         const at = async (revision: number) => {
           const outcome = await store.range({ key: ZERO, rangeEnd: ZERO, revision });

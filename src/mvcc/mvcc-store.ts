@@ -83,7 +83,7 @@ import { currentKeyValue, deleteEvent, WriteTransaction, type TransactionTarget 
 import { MAX_TXN_OPERATIONS_DEFAULT, validateDeleteRangeRequest, validatePutRequest, validateRangeRequest, validateTxnRequest } from './validate';
 import { readSnapshotImage, writeSnapshotImage, type SnapshotImageHeader } from './mvcc-snapshot-image';
 import { compactRange, makeWritesDurable, SCAN_HIGH_WATER_BYTES } from '../storage/level';
-import { forEachPacked, scanPacked, type ScanThread } from '../storage/level-scan';
+import { forEachPacked, openBatchWriter, scanPacked, type ScanThread } from '../storage/level-worker';
 
 /** Options of {@link MvccStore.open}. */
 export interface MvccStoreOptions {
@@ -104,10 +104,11 @@ export interface MvccStoreOptions {
   /** Records deleted per level batch by physical compaction (default 10,000). */
   readonly compactionBatchRecords?: number;
   /**
-   * Where open reads the records to rebuild the key index (src/storage/level-scan.ts): 'auto'
-   * (the default) uses a worker thread for large stores; tests force either path.
+   * Which thread reads level's records to rebuild the key index at open, and writes a snapshot
+   * image's records into level (src/storage/level-worker.ts): 'auto' (the default) uses a worker
+   * thread for large stores and for every restore; tests force either.
    */
-  readonly loadScan?: ScanThread;
+  readonly levelThread?: ScanThread;
 }
 
 /** One committed Raft entry to apply; `request` undefined = an entry with no MVCC effect. */
@@ -192,7 +193,7 @@ export class MvccStore implements TransactionTarget {
   private loadedLeasedRecord = false;
   private readonly maxTxnOperations: number;
   private readonly compactionBatchRecords: number;
-  private readonly loadScan: ScanThread;
+  private readonly levelThread: ScanThread;
 
   private constructor(
     private readonly db: Level<Buffer, Buffer>,
@@ -200,7 +201,7 @@ export class MvccStore implements TransactionTarget {
   ) {
     this.maxTxnOperations = options.maxTxnOperations ?? MAX_TXN_OPERATIONS_DEFAULT;
     this.compactionBatchRecords = options.compactionBatchRecords ?? DEFAULT_COMPACTION_BATCH_RECORDS;
-    this.loadScan = options.loadScan ?? 'auto';
+    this.levelThread = options.levelThread ?? 'auto';
   }
 
   /**
@@ -210,7 +211,7 @@ export class MvccStore implements TransactionTarget {
    */
   static async open(directory: string, options: MvccStoreOptions = {}): Promise<MvccStore> {
     const db = new Level<Buffer, Buffer>(directory, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
-    // Shared with the worker thread that reads the records at open (src/storage/level-scan.ts).
+    // Shared with the worker thread that reads the records at open (src/storage/level-worker.ts).
     // The node's data directory lock (src/wal/dir-lock.ts) keeps other processes out.
     await db.open({ multithreading: true } as object);
     const store = new MvccStore(db, options);
@@ -860,21 +861,25 @@ export class MvccStore implements TransactionTarget {
       this.index.beginBulkLoad();
       let image: SnapshotImageHeader;
       try {
-        // level copies a batch when it is called, so the index is built while level writes, and
-        // the next frame is read and indexed while level still writes the one before it (the
-        // records are views into a frame of the image; the index keeps strings, not views).
-        let previous: Promise<void> = Promise.resolve();
+        // Level writes each frame on a worker thread while this thread builds the index from the
+        // same frame and reads the next ones (several frames in flight; the index keeps strings,
+        // never views of a frame).
+        const writer = openBatchWriter(this.db, this.levelThread);
         try {
-          image = await readSnapshotImage(chunks, options.rebase === true ? 'any' : index, async (records) => {
-            const written = this.db.batch(records.map(([key, value]) => ({ type: 'put' as const, key, value })));
-            written.catch(() => undefined); // observed below, one frame later or at the end
-            for (const [key, value] of records) if (key[0] === RECORD_PREFIX) this.indexRecord(key, 0, key.length, value, 0, value.length);
-            await previous;
-            previous = written;
+          image = await readSnapshotImage(chunks, options.rebase === true ? 'any' : index, async (frame) => {
+            const room = writer.put(frame);
+            room.catch(() => undefined); // observed below, after the frame is indexed
+            if (!frame.leases) {
+              const { bytes, bounds } = frame;
+              for (let b = 0; b < bounds.length; b += 4) this.indexRecord(bytes, bounds[b]!, bounds[b + 1]!, bytes, bounds[b + 2]!, bounds[b + 3]!);
+            }
+            await room;
           });
-        } finally {
-          await previous;
+        } catch (error) {
+          await writer.close().catch(() => undefined);
+          throw error;
         }
+        await writer.close();
       } catch (error) {
         this.resetMemory();
         throw error;
@@ -943,7 +948,7 @@ export class MvccStore implements TransactionTarget {
       const main = this.indexRecord(bytes, keyStart, keyEnd, bytes, valueStart, valueEnd);
       assert(main <= this.revision, `record at ${main} beyond the store revision ${this.revision}`);
     };
-    for await (const batch of scanPacked(this.db, records, this.loadScan)) forEachPacked(batch, indexRecord);
+    for await (const batch of scanPacked(this.db, records, this.levelThread)) forEachPacked(batch, indexRecord);
     this.index.endBulkLoad();
     await this.loadLeasesAndCompaction();
   }

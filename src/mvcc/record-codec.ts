@@ -148,6 +148,17 @@ function recordKeyLength(buffer: Buffer, start = 0, end = buffer.length): number
   return keyLength;
 }
 
+/**
+ * Checks a record key (`bytes[keyStart, keyEnd)`) and the framing of its record
+ * (`bytes[valueStart, valueEnd)`) without decoding either; returns the main revision. Throws on
+ * damage.
+ */
+export function checkRecord(bytes: Buffer, keyStart: number, keyEnd: number, valueStart: number, valueEnd: number): Revision {
+  if (keyEnd - keyStart !== RECORD_KEY_BYTES || bytes[keyStart] !== RECORD_PREFIX) throw new Error('mvcc store damaged: bad record key');
+  recordKeyLength(bytes, valueStart, valueEnd);
+  return readUint64Number(bytes, keyStart + 1);
+}
+
 /** The lease field: no BigInt per record for the usual "no lease" (a million cached values each held one). */
 function recordLease(buffer: Buffer, start = 0): LeaseId {
   return buffer.readUInt32BE(start + 18) === 0 && buffer.readUInt32BE(start + 22) === 0 ? NO_LEASE : buffer.readBigInt64BE(start + 18);

@@ -1,7 +1,8 @@
 /**
- * Whole-range level scans (level-scan.ts): the worker thread and the calling thread deliver the
- * same records, in key order, within the range; a damaged batch is refused; a scan stopped early
- * leaves nothing open; a worker that cannot open the store fails the scan with the reason.
+ * Level scans and batch writes on a worker thread or the calling thread (level-worker.ts): both
+ * threads deliver the same records, in key order, within the range, and write every record of
+ * every batch; a damaged batch is refused; a scan stopped early leaves nothing open; a worker
+ * that cannot open the store fails the scan or the writes with the reason.
  */
 import { afterEach, beforeEach, test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -9,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Level } from 'level';
-import { forEachPacked, packRecords, scanPacked, type PackedRecords, type ScanThread } from './level-scan';
+import { forEachPacked, openBatchWriter, packRecords, scanPacked, type PackedRecords, type RecordBatch, type ScanThread } from './level-worker';
 
 let directory: string;
 let db: Level<Buffer, Buffer>;
@@ -106,5 +107,59 @@ test('a worker that cannot open the store fails the scan with the reason', async
   // Opened without multithreading, the store is locked against the worker's open.
   await db.close();
   await db.open();
-  await assert.rejects(collect('worker'), /level scan worker failed: LEVEL_DATABASE_NOT_OPEN Database failed to open: .*lock/i);
+  await assert.rejects(collect('worker'), /level worker failed: LEVEL_DATABASE_NOT_OPEN Database failed to open: .*lock/i);
+});
+
+/** `count` batches of 100 records (keys 0x01|u32, values of varying length) laid out as a snapshot frame would be: u16 key length, key, u32 value length, value. */
+function recordBatches(count: number): { batches: RecordBatch[]; expected: Array<[string, string]> } {
+  const batches: RecordBatch[] = [];
+  const expected: Array<[string, string]> = [];
+  for (let n = 0; n < count; n++) {
+    const parts: Buffer[] = [];
+    const bounds: number[] = [];
+    let offset = 0;
+    for (let i = 0; i < 100; i++) {
+      const key = Buffer.alloc(5);
+      key[0] = 0x01;
+      key.writeUInt32BE(n * 100 + i, 1);
+      const value = Buffer.alloc((n + i) % 200, n % 251);
+      const keyLength = Buffer.alloc(2);
+      keyLength.writeUInt16BE(key.length);
+      const valueLength = Buffer.alloc(4);
+      valueLength.writeUInt32BE(value.length);
+      parts.push(keyLength, key, valueLength, value);
+      bounds.push(offset + 2, offset + 2 + key.length, offset + 6 + key.length, offset + 6 + key.length + value.length);
+      offset += 6 + key.length + value.length;
+      expected.push([key.toString('hex'), value.toString('hex')]);
+    }
+    // A view into a larger buffer, as a frame's payload is.
+    const payload = Buffer.concat([Buffer.from('lead'), ...parts]).subarray(4);
+    batches.push({ bytes: payload, bounds: Uint32Array.from(bounds) });
+  }
+  return { batches, expected };
+}
+
+for (const thread of ['worker', 'caller'] as const) {
+  test(`a batch writer on the ${thread} thread writes every record of every batch`, async () => {
+    const { batches, expected } = recordBatches(40); // several times the writer's window
+    const writer = openBatchWriter(db, thread);
+    for (const batch of batches) await writer.put(batch);
+    await writer.close();
+    assert.deepEqual(await collect('caller'), expected);
+  });
+}
+
+test('a worker writer that cannot open the store rejects with the reason', async () => {
+  await db.close();
+  await db.open(); // without multithreading: the worker's open finds the store locked
+  const writer = openBatchWriter(db, 'worker');
+  await assert.rejects(
+    (async () => {
+      for (const batch of recordBatches(20).batches) await writer.put(batch);
+      await writer.close();
+    })(),
+    /level worker failed: LEVEL_DATABASE_NOT_OPEN Database failed to open: .*lock/i,
+  );
+  await writer.close().catch(() => undefined);
+  assert.deepEqual(await collect('caller'), []);
 });
