@@ -56,6 +56,8 @@ export interface SnapshotterOptions {
 const SILENT_LOGGER: Logger = { debug() {}, info() {}, warn() {} };
 /** Read size when streaming a body back out. */
 const READ_CHUNK_BYTES = 1024 * 1024;
+/** Bytes of body gathered into one write when a snapshot is stored. */
+const WRITE_GATHER_BYTES = 1024 * 1024;
 
 /** A file that failed its metadata checks. */
 interface BrokenFile {
@@ -80,7 +82,8 @@ export class Snapshotter {
   /**
    * Writes a snapshot atomically (temporary file, fsync, rename, directory fsync) and returns it.
    * A snapshot with the same term and index is replaced. Rejects with SnapError 'io', or 'aborted'
-   * if iterating `body` fails; in both cases no file is left behind.
+   * if iterating `body` fails; in both cases no file is left behind. Chunks of `body` are held
+   * until written, after later chunks were taken: their producer must not reuse them.
    */
   save(metadata: SnapshotMetadata, body: Uint8Array | AsyncIterable<Uint8Array>): Promise<SnapshotFile> {
     return this.write(metadata, body instanceof Uint8Array ? [body] : body, undefined);
@@ -205,16 +208,36 @@ export class Snapshotter {
       await this.io(temporaryPath, 'write', () => writeFully(file, prefix, 0));
       let position = prefix.length;
       const hash = createHash('sha256');
+      // Chunks are gathered into writes of about a megabyte, and the next ones are received while
+      // a write is in flight: one awaited write per 64 KiB chunk held the transfer to ~50 MB/s
+      // (the sender waits while the receiver does not read).
+      let gathered: Uint8Array[] = [];
+      let gatheredBytes = 0;
+      let writing: Promise<void> = Promise.resolve();
+      const writeGathered = async (): Promise<void> => {
+        const pieces = gathered;
+        const at = position;
+        position += gatheredBytes;
+        gathered = [];
+        gatheredBytes = 0;
+        await writing;
+        writing = this.io(temporaryPath, 'write', () => writeFully(file, pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces), at));
+        writing.catch(() => undefined); // observed at the next write or after the last chunk
+      };
       try {
         for await (const chunk of chunks) {
           hash.update(chunk);
-          await this.io(temporaryPath, 'write', () => writeFully(file, chunk, position));
-          position += chunk.length;
+          gathered.push(chunk);
+          gatheredBytes += chunk.length;
+          if (gatheredBytes >= WRITE_GATHER_BYTES) await writeGathered();
         }
+        if (gatheredBytes > 0) await writeGathered();
       } catch (cause) {
+        await writing.catch(() => undefined);
         if (cause instanceof SnapError) throw cause;
         throw new SnapError('aborted', `snapshot body source failed while writing ${finalPath}: ${describe(cause)}`, { file: finalPath, cause });
       }
+      await writing;
       const digest = hash.digest();
       const sha256 = digest.toString('hex');
       if (expectedSha256 !== undefined && sha256 !== expectedSha256) {
