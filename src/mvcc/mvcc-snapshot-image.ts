@@ -25,9 +25,8 @@ import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import type { LogIndex } from '../raft/types';
 import { checkRecord, decodeLeaseRecord } from './record-codec';
-import type { RecordBatch } from '../storage/level-worker';
+import { forEachPacked, type PackedRecords, type RecordBatch } from '../storage/level-worker';
 import type { Revision } from './types';
-import { prefetchedBatches } from './prefetched-batches';
 
 /** Current image format version. */
 export const MVCC_SNAPSHOT_IMAGE_VERSION = 2;
@@ -76,12 +75,12 @@ export class MvccSnapshotImageError extends Error {
 
 /**
  * Encodes an image from `header` and the store's records (level record keys and values, in
- * ascending key order) and its lease records (level keys and values, pinned by the caller). The
- * record source is consumed lazily and closed at the end.
+ * ascending key order, in packed batches: src/storage/level-worker.ts) and its lease records
+ * (level keys and values, pinned by the caller). The record source is consumed lazily.
  */
 export async function* writeSnapshotImage(
   header: SnapshotImageHeader,
-  records: { nextv(size: number): Promise<Array<[Buffer, Buffer]>>; close(): Promise<void> },
+  records: AsyncIterable<PackedRecords>,
   leases: ReadonlyArray<readonly [Buffer, Buffer]> = [],
 ): AsyncGenerator<Uint8Array> {
   const digest = createHash('sha256');
@@ -96,21 +95,20 @@ export async function* writeSnapshotImage(
   head.writeBigUInt64BE(BigInt(header.revision), 20);
   head.writeBigUInt64BE(BigInt(header.compactRevision), 28);
   yield emit(head);
-  // Records are written straight into the frame being built (one allocation per frame, not
-  // three per record), read from level a batch at a time: a million records took ~12 s before.
+  // Records are copied straight from level's packed batches into the frame being built (one
+  // allocation per frame, none per record).
   const frames = new RecordFrameBuilder();
   let count = 0n;
   let recordCount = 0;
-  try {
-    for await (const batch of prefetchedBatches(records, 1024)) {
-      for (const [key, value] of batch) {
-        frames.add(key, value);
-        recordCount += 1;
-        if (frames.payloadBytes() >= FRAME_TARGET_BYTES) yield emit(frames.take());
-      }
-    }
-  } finally {
-    await records.close();
+  const taken: Buffer[] = [];
+  const add = (bytes: Buffer, keyStart: number, keyEnd: number, valueStart: number, valueEnd: number): void => {
+    frames.add(bytes, keyStart, keyEnd, valueStart, valueEnd);
+    recordCount += 1;
+    if (frames.payloadBytes() >= FRAME_TARGET_BYTES) taken.push(frames.take());
+  };
+  for await (const batch of records) {
+    forEachPacked(batch, add);
+    for (const frameBytes of taken.splice(0)) yield emit(frameBytes);
   }
   count = BigInt(recordCount);
   if (frames.payloadBytes() > 0) yield emit(frames.take());
@@ -145,18 +143,19 @@ class RecordFrameBuilder {
     return this.used - FRAME_HEADER_BYTES;
   }
 
-  add(key: Buffer, value: Buffer): void {
-    const size = 2 + key.length + 4 + value.length;
+  /** Adds the record whose level key is `bytes[keyStart, keyEnd)` and value `bytes[valueStart, valueEnd)`. */
+  add(bytes: Buffer, keyStart: number, keyEnd: number, valueStart: number, valueEnd: number): void {
+    const size = 2 + (keyEnd - keyStart) + 4 + (valueEnd - valueStart);
     if (this.used + size > this.buffer.length) {
       const bigger = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.used + size));
       this.buffer.copy(bigger, 0, 0, this.used);
       this.buffer = bigger;
     }
     let at = this.used;
-    at = this.buffer.writeUInt16BE(key.length, at);
-    at += key.copy(this.buffer, at);
-    at = this.buffer.writeUInt32BE(value.length, at);
-    at += value.copy(this.buffer, at);
+    at = this.buffer.writeUInt16BE(keyEnd - keyStart, at);
+    at += bytes.copy(this.buffer, at, keyStart, keyEnd);
+    at = this.buffer.writeUInt32BE(valueEnd - valueStart, at);
+    at += bytes.copy(this.buffer, at, valueStart, valueEnd);
     this.used = at;
   }
 

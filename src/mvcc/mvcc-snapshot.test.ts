@@ -8,6 +8,7 @@ import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { MvccSnapshotImageError, writeSnapshotImage } from './mvcc-snapshot-image';
 import { encodeRecord, recordKey } from './record-codec';
+import { packRecords } from '../storage/level-worker';
 import { bytes, TestStore } from './test-support';
 import { WatchHub } from './watch-hub';
 
@@ -117,8 +118,9 @@ test('records out of order (also across frames), repeated, malformed or beyond t
     const ascending = Array.from({ length: 400 }, (_, i) => record(i + 2));
     const reasonOf = async (records: Array<[Buffer, Buffer]>, revision = 1_000): Promise<string> => {
       const parts: Buffer[] = [];
-      let given = false;
-      const source = { nextv: async () => (given ? [] : ((given = true), records)), close: async () => undefined };
+      const source = (async function* () {
+        yield { bytes: packRecords(records), count: records.length };
+      })();
       for await (const chunk of writeSnapshotImage({ appliedIndex: 7, revision, compactRevision: 0 }, source)) parts.push(Buffer.from(chunk));
       try {
         await target.store.restoreSnapshot(chunksOf(parts), 7);
@@ -143,6 +145,41 @@ test('records out of order (also across frames), repeated, malformed or beyond t
     await target.destroy();
   }
 });
+
+for (const levelThread of ['worker', 'caller'] as const) {
+  test(`an image read on the ${levelThread} thread is the store at the call, though writes and a physical compaction follow at once`, async () => {
+    const store = await TestStore.create({ levelThread });
+    const target = await TestStore.create();
+    try {
+      for (let round = 0; round < 3; round++) {
+        for (let i = 0; i < 200; i++) await store.put(`k${String(i).padStart(3, '0')}`, `round-${round}`);
+      }
+      await store.store.flush();
+      const pinnedAt = store.store.currentRevision();
+      const everything = { key: ZERO, rangeEnd: ZERO };
+      const expectedNow = await store.get(everything);
+      const expectedPast = await store.get({ ...everything, revision: 250 });
+      const image = store.store.writeSnapshot();
+      // Right after the call: new revisions, then a compaction that deletes the first two
+      // rounds' records from level, waited for.
+      for (let i = 0; i < 50; i++) await store.put(`k${String(i).padStart(3, '0')}`, 'after');
+      await store.put('new-key', 'after');
+      const compaction = await store.compact(store.store.currentRevision());
+      assert.ok(compaction.ok);
+      await compaction.value.physicallyDone;
+      const parts: Buffer[] = [];
+      for await (const chunk of image) parts.push(Buffer.from(chunk));
+      await target.store.restoreSnapshot(chunksOf(parts), store.store.appliedIndex() - 52);
+      assert.equal(target.store.currentRevision(), pinnedAt);
+      assert.deepEqual(await target.get(everything), expectedNow);
+      assert.deepEqual(await target.get({ ...everything, revision: 250 }), expectedPast);
+      assert.equal(expectedPast.kvs.length, 200);
+    } finally {
+      await store.destroy();
+      await target.destroy();
+    }
+  });
+}
 
 test('an interrupted or refused restore leaves an empty store at revision 1', async () => {
   const target = await TestStore.create();
@@ -172,7 +209,7 @@ test('an empty image, also one with revision 0 in its header, restores to revisi
     assert.deepEqual([target.store.appliedIndex(), target.store.currentRevision()], [0, 1]);
     assert.deepEqual(await target.keys({ key: bytes('stale') }), []);
     // An image written when an empty store was at revision 0 (before etcd's numbering).
-    const noRecords = { nextv: async () => [], close: async () => undefined };
+    const noRecords = (async function* () {})();
     const oldImage: Buffer[] = [];
     for await (const chunk of writeSnapshotImage({ appliedIndex: 0, revision: 0, compactRevision: 0 }, noRecords)) oldImage.push(Buffer.from(chunk));
     await target.put('stale', 'x');

@@ -83,7 +83,7 @@ import { currentKeyValue, deleteEvent, WriteTransaction, type TransactionTarget 
 import { MAX_TXN_OPERATIONS_DEFAULT, validateDeleteRangeRequest, validatePutRequest, validateRangeRequest, validateTxnRequest } from './validate';
 import { readSnapshotImage, writeSnapshotImage, type SnapshotImageHeader } from './mvcc-snapshot-image';
 import { compactRange, makeWritesDurable, SCAN_HIGH_WATER_BYTES } from '../storage/level';
-import { forEachPacked, openBatchWriter, scanPacked, type ScanThread } from '../storage/level-worker';
+import { chooseThread, forEachPacked, openBatchWriter, pinnedScan, scanPacked, type PinnedScan, type ScanThread } from '../storage/level-worker';
 
 /** Options of {@link MvccStore.open}. */
 export interface MvccStoreOptions {
@@ -148,6 +148,8 @@ interface Located {
 }
 
 const DEFAULT_COMPACTION_BATCH_RECORDS = 10_000;
+/** Keys from which a snapshot image reads level on a worker thread (about 16 MB at 300-byte records). */
+const WORKER_SCAN_MIN_KEYS = 50_000;
 /** Applies the background writer may lag behind before an apply waits for it. */
 const UNWRITTEN_APPLIES_MAX = 64;
 /** The revision of a store that has never been written (etcd starts at 1). */
@@ -183,6 +185,8 @@ export class MvccStore implements TransactionTarget {
   /** Bumped by snapshot restore; a reader that straddles one answers 'compacted'. */
   private generation = 0;
   private physicalCompaction: Promise<void> = Promise.resolve();
+  /** Scans of snapshot images not yet read to the end (see {@link writeSnapshot}). */
+  private readonly imageScans = new Set<PinnedScan>();
   private readonly listeners = new Set<RevisionListener>();
   private readonly restoreListeners = new Set<() => void>();
   /** The replicated lease table (etcd's lessor state, without expiry times: those are the leader's). */
@@ -835,9 +839,25 @@ export class MvccStore implements TransactionTarget {
     assert(!this.applying, 'writeSnapshot during an apply');
     assert(this.writesDone === this.writesQueued, 'writeSnapshot with applies not yet in level: flush() first');
     const header: SnapshotImageHeader = { appliedIndex: this.applied, revision: this.revision, compactRevision: this.compacted };
-    const iterator = this.db.iterator({ gte: Buffer.from([RECORD_PREFIX]), lt: Buffer.from([RECORD_PREFIX + 1]), highWaterMarkBytes: SCAN_HIGH_WATER_BYTES });
     const leases = [...this.leaseTable.values()].map((lease) => [leaseKey(lease.id), encodeLeaseValue(lease)] as const);
-    return writeSnapshotImage(header, iterator, leases);
+    // A large store is read on a worker thread (src/storage/level-worker.ts), whose view of level
+    // is fixed only once it has created its iterator. Until then nothing may change the records
+    // the image takes: applies after this call write records above `revision` (outside the
+    // range), and physical compaction, the only deleter, waits for the pin.
+    const range = { gte: Buffer.from([RECORD_PREFIX]), lt: recordKeyLowerBound(header.revision + 1) };
+    const scan = pinnedScan(this.db, range, chooseThread(this.levelThread, this.index.size >= WORKER_SCAN_MIN_KEYS));
+    const held = this.physicalCompaction.then(() => scan.pinned.catch(() => undefined));
+    held.catch(() => undefined);
+    this.physicalCompaction = held;
+    this.imageScans.add(scan);
+    const scans = this.imageScans;
+    return (async function* () {
+      try {
+        yield* writeSnapshotImage(header, scan.batches, leases);
+      } finally {
+        scans.delete(scan);
+      }
+    })();
   }
 
   /**
@@ -907,6 +927,8 @@ export class MvccStore implements TransactionTarget {
     if (this.closed) return;
     this.closed = true;
     await this.flush().catch(() => undefined);
+    // An image nobody finished reading would keep a worker's handle on the store open.
+    for (const scan of this.imageScans) await scan.stop();
     await this.physicalCompaction.catch(() => undefined);
     await this.db.close();
   }

@@ -1,8 +1,9 @@
 /**
  * The worker thread of level-worker.ts. It opens the store the main thread holds open
  * (classic-level's `multithreading` mode shares the one LevelDB handle) and runs one task:
- * - 'scan': reads a key range in batches and transfers each one packed, at most `window` batches
- *   ahead of the main thread ('more' grants one more; 'stop' ends the scan early);
+ * - 'scan': creates its iterator (answering 'ready': its view of the store is fixed from then on),
+ *   reads the key range in batches and transfers each one packed, at most `window` batches ahead
+ *   of the main thread ('more' grants one more; 'stop' ends the scan early);
  * - 'write': puts each batch of records it is sent as it arrives (several may be in flight),
  *   answering 'written' for each ('close' waits for all of them and ends the task).
  * Either way it closes its handle on the store before it exits, and reports a failure as an
@@ -54,6 +55,8 @@ async function scan(db: Database, task: Extract<WorkerTask, { kind: 'scan' }>, i
     else if (message === 'more') credits++;
   };
   const iterator = db.iterator({ gte: Buffer.from(task.gte), lt: Buffer.from(task.lt), highWaterMarkBytes: task.highWaterMarkBytes });
+  // The iterator holds LevelDB's snapshot from here on: the main thread may let writes go on.
+  send({ kind: 'ready' });
   let next = iterator.nextv(task.batchRecords);
   try {
     for (let entries = await next; entries.length > 0; entries = await next) {

@@ -55,6 +55,7 @@ export interface ScannableLevel {
 
 /** Messages from the worker thread (src/storage/level-worker-thread.ts). */
 export type WorkerReply =
+  | { readonly kind: 'ready' }
   | { readonly kind: 'batch'; readonly bytes: ArrayBuffer; readonly count: number }
   | { readonly kind: 'end' }
   | { readonly kind: 'written' }
@@ -82,9 +83,72 @@ export type WriterRequest = { readonly kind: 'put'; readonly bytes: ArrayBuffer;
  * writes made after the call may or may not be seen; callers scan stores nobody writes to.
  */
 export async function* scanPacked(db: ScannableLevel, range: ScanRange, thread: ScanThread = 'auto'): AsyncGenerator<PackedRecords> {
-  const useWorker = thread === 'worker' || (thread === 'auto' && workerAvailable() && (await approximateSize(db, range)) >= WORKER_SCAN_MIN_BYTES);
-  if (useWorker) yield* scanInWorker(db.location, range);
-  else yield* scanInCaller(db, range);
+  const large = thread === 'auto' && (await approximateSize(db, range)) >= WORKER_SCAN_MIN_BYTES;
+  yield* pinnedScan(db, range, chooseThread(thread, large)).batches;
+}
+
+/** The thread `thread` means for a scan or writer: 'auto' is the worker for `large` work, if the worker's compiled file exists. */
+export function chooseThread(thread: ScanThread, large: boolean): 'worker' | 'caller' {
+  if (thread !== 'auto') return thread;
+  return large && workerAvailable() ? 'worker' : 'caller';
+}
+
+/** A scan whose view of the store is fixed once {@link pinned} resolves (see {@link pinnedScan}). */
+export interface PinnedScan {
+  /**
+   * Resolves once the scan's view of the store is fixed (LevelDB's iterator snapshot): writes
+   * and deletes after that are not seen. Rejects if the scan could not start.
+   */
+  readonly pinned: Promise<void>;
+  /** The records, in key order, in packed batches; iterate once. Ending the iteration ends the scan. */
+  readonly batches: AsyncGenerator<PackedRecords>;
+  /** Ends the scan whether or not its batches were iterated (resolves once it released the store). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a scan of [range.gte, range.lt) of `db` on `thread`. On the caller, the view is fixed at
+ * the call; on the worker, once the worker has opened the store and created its iterator (tens
+ * of milliseconds): a caller that needs a point-in-time view keeps whatever could change the
+ * range's records from happening until {@link PinnedScan.pinned} resolves.
+ */
+export function pinnedScan(db: ScannableLevel, range: ScanRange, thread: 'worker' | 'caller'): PinnedScan {
+  if (thread === 'caller') {
+    const iterator = db.iterator({ gte: range.gte, lt: range.lt, highWaterMarkBytes: SCAN_HIGH_WATER_BYTES });
+    const batches = scanInCaller(iterator);
+    let started = false;
+    return {
+      pinned: Promise.resolve(),
+      batches: (async function* () {
+        started = true;
+        yield* batches;
+      })(),
+      stop: async () => {
+        if (!started) await iterator.close();
+      },
+    };
+  }
+  const worker = new LevelWorker({
+    kind: 'scan',
+    location: db.location,
+    gte: range.gte,
+    lt: range.lt,
+    batchRecords: BATCH_RECORDS,
+    highWaterMarkBytes: SCAN_HIGH_WATER_BYTES,
+    window: WORKER_WINDOW,
+  });
+  const pinned = worker.next().then((reply) => {
+    if (reply.kind !== 'ready') throw new Error(`level worker: scan started with '${reply.kind}'`);
+  });
+  pinned.catch(() => undefined); // observed by the caller, or by the first batch
+  return {
+    pinned,
+    batches: scanInWorker(worker, pinned),
+    stop: async () => {
+      worker.post('stop');
+      await worker.exit();
+    },
+  };
 }
 
 /**
@@ -136,8 +200,7 @@ async function approximateSize(db: ScannableLevel, range: ScanRange): Promise<nu
   return typeof sized.approximateSize === 'function' ? sized.approximateSize(range.gte, range.lt) : 0;
 }
 
-async function* scanInCaller(db: ScannableLevel, range: ScanRange): AsyncGenerator<PackedRecords> {
-  const iterator = db.iterator({ gte: range.gte, lt: range.lt, highWaterMarkBytes: SCAN_HIGH_WATER_BYTES });
+async function* scanInCaller(iterator: ReturnType<ScannableLevel['iterator']>): AsyncGenerator<PackedRecords> {
   // The next batch is read on the thread pool while the caller works on this one.
   let next = iterator.nextv(BATCH_RECORDS);
   try {
@@ -208,18 +271,10 @@ class LevelWorker {
   }
 }
 
-async function* scanInWorker(location: string, range: ScanRange): AsyncGenerator<PackedRecords> {
-  const worker = new LevelWorker({
-    kind: 'scan',
-    location,
-    gte: range.gte,
-    lt: range.lt,
-    batchRecords: BATCH_RECORDS,
-    highWaterMarkBytes: SCAN_HIGH_WATER_BYTES,
-    window: WORKER_WINDOW,
-  });
+async function* scanInWorker(worker: LevelWorker, pinned: Promise<void>): AsyncGenerator<PackedRecords> {
   let finished = false;
   try {
+    await pinned;
     for (;;) {
       const reply = await worker.next();
       if (reply.kind === 'end') {
@@ -285,7 +340,7 @@ export function batchOperations(batch: RecordBatch): Array<{ type: 'put'; key: B
  * `multithreading: true` for the worker.
  */
 export function openBatchWriter(db: BatchWritableLevel, thread: ScanThread = 'auto'): BatchWriter {
-  if (thread === 'caller' || (thread === 'auto' && !workerAvailable())) return callerBatchWriter(db);
+  if (chooseThread(thread, true) === 'caller') return callerBatchWriter(db);
   const worker = new LevelWorker({ kind: 'write', location: db.location });
   let queued = 0;
   const written = async (): Promise<void> => {
