@@ -83,7 +83,7 @@ import { currentKeyValue, deleteEvent, WriteTransaction, type TransactionTarget 
 import { MAX_TXN_OPERATIONS_DEFAULT, validateDeleteRangeRequest, validatePutRequest, validateRangeRequest, validateTxnRequest } from './validate';
 import { readSnapshotImage, writeSnapshotImage, type SnapshotImageHeader } from './mvcc-snapshot-image';
 import { compactRange, makeWritesDurable, SCAN_HIGH_WATER_BYTES } from '../storage/level';
-import { chooseThread, forEachPacked, openBatchWriter, pinnedScan, scanPacked, type PinnedScan, type ScanThread } from '../storage/level-worker';
+import { chooseThread, forEachPacked, openBatchWriter, pinnedScan, scanPacked, type PinnedScan, type LevelThread } from '../storage/level-worker';
 
 /** Options of {@link MvccStore.open}. */
 export interface MvccStoreOptions {
@@ -108,7 +108,7 @@ export interface MvccStoreOptions {
    * image's records into level (src/storage/level-worker.ts): 'auto' (the default) uses a worker
    * thread for large stores and for every restore; tests force either.
    */
-  readonly levelThread?: ScanThread;
+  readonly levelThread?: LevelThread;
 }
 
 /** One committed Raft entry to apply; `request` undefined = an entry with no MVCC effect. */
@@ -197,7 +197,7 @@ export class MvccStore implements TransactionTarget {
   private loadedLeasedRecord = false;
   private readonly maxTxnOperations: number;
   private readonly compactionBatchRecords: number;
-  private readonly levelThread: ScanThread;
+  private readonly levelThread: LevelThread;
 
   private constructor(
     private readonly db: Level<Buffer, Buffer>,

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Level } from 'level';
-import { forEachPacked, openBatchWriter, packRecords, scanPacked, type PackedRecords, type RecordBatch, type ScanThread } from './level-worker';
+import { forEachPacked, openBatchWriter, packRecords, scanPacked, type PackedRecords, type RecordBatch, type LevelThread } from './level-worker';
 
 let directory: string;
 let db: Level<Buffer, Buffer>;
@@ -44,7 +44,7 @@ async function fill(): Promise<Array<[string, string]>> {
   return inside;
 }
 
-async function collect(thread: ScanThread): Promise<Array<[string, string]>> {
+async function collect(thread: LevelThread): Promise<Array<[string, string]>> {
   const records: Array<[string, string]> = [];
   for await (const batch of scanPacked(db, { gte: Buffer.from([0x01]), lt: Buffer.from([0x02]) }, thread)) {
     forEachPacked(batch, (bytes, keyStart, keyEnd, valueStart, valueEnd) => {

@@ -1,16 +1,18 @@
 /**
- * Whole-range scans of a level store, delivered as packed batches of records, read either on the
- * calling thread or on a worker thread.
+ * Level work moved off the calling thread: whole-range scans delivered as packed batches of
+ * records, and batches of records written into level, each on a worker thread or on the caller.
  *
  * Why a worker: classic-level hands every key and every value to JavaScript as a Buffer of its
- * own, made by a native call on the thread that iterates. Rebuilding the MVCC key index from a
- * million records spent about 40 % of the main thread making those Buffers, and the main thread
- * was the limit of a restart. A worker opens the same LevelDB (classic-level's `multithreading`
- * mode shares one handle between threads), makes those Buffers on its own thread, copies each
- * batch into one ArrayBuffer and transfers it: the main thread decodes records from offsets in it.
+ * own, made by a native call on the thread that iterates, and converts every key and value of a
+ * batch write the same way. Rebuilding the MVCC key index from a million records spent about
+ * 40 % of the main thread making those Buffers, and the main thread was the limit of a restart.
+ * A worker opens the same LevelDB (classic-level's `multithreading` mode shares one handle
+ * between threads), makes those Buffers on its own thread, copies each batch into one
+ * ArrayBuffer and transfers it: the main thread decodes records from offsets in it. Writes go
+ * the other way: the caller transfers a copy of the bytes and the records' bounds.
  *
- * A batch holds records as `u32le key length | key | u32le value length | value`, in key order.
- * {@link forEachPacked} walks one.
+ * A scan batch holds records as `u32le key length | key | u32le value length | value`, in key
+ * order. {@link forEachPacked} walks one.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -29,8 +31,8 @@ export interface ScanRange {
   readonly lt: Buffer;
 }
 
-/** Where a scan reads: 'auto' picks the worker for ranges of at least {@link WORKER_SCAN_MIN_BYTES}. */
-export type ScanThread = 'auto' | 'worker' | 'caller';
+/** Which thread does the level work: 'auto' picks the worker for large work (see {@link chooseThread}). */
+export type LevelThread = 'auto' | 'worker' | 'caller';
 
 /**
  * Below this approximate size a scan runs on the calling thread: starting a worker and loading
@@ -41,7 +43,7 @@ export const WORKER_SCAN_MIN_BYTES = 16 << 20;
 /** Records per batch (each batch is one level `nextv` and one message from the worker). */
 const BATCH_RECORDS = 1024;
 
-/** Batches the worker may have sent that the caller has not yet taken (bounds memory: ~1 MiB each at 300-byte records). */
+/** Batches the worker may have sent that the caller has not yet taken (bounds memory: ~300 KiB each at 300-byte records). */
 const WORKER_WINDOW = 4;
 
 /** What a scan needs of the classic-level database it reads. */
@@ -82,13 +84,13 @@ export type WriterRequest = { readonly kind: 'put'; readonly bytes: ArrayBuffer;
  * have been opened with `multithreading: true` (so the worker can open the same store), and
  * writes made after the call may or may not be seen; callers scan stores nobody writes to.
  */
-export async function* scanPacked(db: ScannableLevel, range: ScanRange, thread: ScanThread = 'auto'): AsyncGenerator<PackedRecords> {
+export async function* scanPacked(db: ScannableLevel, range: ScanRange, thread: LevelThread = 'auto'): AsyncGenerator<PackedRecords> {
   const large = thread === 'auto' && (await approximateSize(db, range)) >= WORKER_SCAN_MIN_BYTES;
   yield* pinnedScan(db, range, chooseThread(thread, large)).batches;
 }
 
 /** The thread `thread` means for a scan or writer: 'auto' is the worker for `large` work, if the worker's compiled file exists. */
-export function chooseThread(thread: ScanThread, large: boolean): 'worker' | 'caller' {
+export function chooseThread(thread: LevelThread, large: boolean): 'worker' | 'caller' {
   if (thread !== 'auto') return thread;
   return large && workerAvailable() ? 'worker' : 'caller';
 }
@@ -339,7 +341,7 @@ export function batchOperations(batch: RecordBatch): Array<{ type: 'put'; key: B
  * call is a fifth of a restore's main thread otherwise). `db` must have been opened with
  * `multithreading: true` for the worker.
  */
-export function openBatchWriter(db: BatchWritableLevel, thread: ScanThread = 'auto'): BatchWriter {
+export function openBatchWriter(db: BatchWritableLevel, thread: LevelThread = 'auto'): BatchWriter {
   if (chooseThread(thread, true) === 'caller') return callerBatchWriter(db);
   const worker = new LevelWorker({ kind: 'write', location: db.location });
   let queued = 0;

@@ -193,15 +193,20 @@ describe('GrpcTransport: message streams', () => {
     assert.equal(a.transport.queuedMessages(B), 2);
   });
 
-  it('reports unreachable when an established stream breaks, and reconnects', async () => {
-    const a = await startNode(A);
-    const b = await startNode(B);
+  /** Connects `a` and `b`, delivers one message to `b`, stops `b` and waits until `a` saw the stream break; returns `b`'s port. */
+  async function breakEstablishedStream(a: Node, b: Node): Promise<number> {
     connect(a, A, b, B);
     a.transport.send([app(A, B, 1)]);
     await waitFor(() => b.handler.messages.length === 1, 'first delivery');
     const port = b.transport.port;
     await b.transport.stop();
     await waitFor(() => a.handler.unreachable.includes(B), 'reportUnreachable on break');
+    return port;
+  }
+
+  it('reports unreachable when an established stream breaks, and reconnects', async () => {
+    const a = await startNode(A);
+    const port = await breakEstablishedStream(a, await startNode(B));
     const b2 = await startNode(B, { listenPort: port });
     a.transport.send([app(A, B, 2)]);
     await waitFor(() => b2.handler.messages.length === 1, 'delivery after restart', 15_000);
@@ -213,13 +218,7 @@ describe('GrpcTransport: message streams', () => {
     // peer's own stream can make A try again within the test's deadline.
     const slow = { reconnectDelayInitialMs: 120_000, reconnectDelayMaxMs: 120_000 };
     const a = await startNode(A, slow);
-    const b = await startNode(B);
-    connect(a, A, b, B);
-    a.transport.send([app(A, B, 1)]);
-    await waitFor(() => b.handler.messages.length === 1, 'first delivery');
-    const port = b.transport.port;
-    await b.transport.stop();
-    await waitFor(() => a.handler.unreachable.includes(B), 'reportUnreachable on break');
+    const port = await breakEstablishedStream(a, await startNode(B));
     a.transport.send([app(A, B, 2)]);
     const b2 = await startNode(B, { listenPort: port });
     b2.transport.addPeer(A, a.url);
