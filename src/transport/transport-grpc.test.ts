@@ -360,7 +360,7 @@ describe('GrpcTransport: snapshots', () => {
     assert.equal(sink.stored.length, 1);
     assert.equal(sink.stored[0]!.body.length, body.length);
     assert.equal(sha256Hex(sink.stored[0]!.body), sha256Hex(body));
-    assert.ok(sink.chunkCount >= 160, `chunks of at most 64 KiB, got ${sink.chunkCount}`);
+    assert.ok(sink.chunkCount >= 40, `chunks of at most 256 KiB, got ${sink.chunkCount}`);
     assert.deepStrictEqual(b.handler.from(A, MessageType.MsgSnap), [snapshotMessage]);
   });
 

@@ -81,7 +81,10 @@ export interface GrpcTransportOptions {
   readonly queueBytesMax?: number;
   /** Estimated bytes per MessageBatch write; a larger queue is split. Default 4 MiB. */
   readonly batchBytesMax?: number;
-  /** Size of each snapshot body chunk. Default 64 KiB. */
+  /**
+   * Size of each snapshot body chunk. Default 256 KiB: 300 MB from a snapshot file into one went
+   * from 105–136 MB/s with 64 KiB chunks to 144–176 MB/s (1 MiB was no faster).
+   */
   readonly snapshotChunkBytes?: number;
   /** First reconnect delay after a stream ends. Default 100 ms. */
   readonly reconnectDelayInitialMs?: number;
@@ -211,7 +214,7 @@ export class GrpcTransport implements Transport {
       queueMessagesMax: options.queueMessagesMax ?? 4096,
       queueBytesMax: options.queueBytesMax ?? 64 * 1024 * 1024,
       batchBytesMax: options.batchBytesMax ?? 4 * 1024 * 1024,
-      snapshotChunkBytes: options.snapshotChunkBytes ?? 64 * 1024,
+      snapshotChunkBytes: options.snapshotChunkBytes ?? 256 * 1024,
       reconnectDelayInitialMs,
       reconnectDelayMaxMs,
       random: options.random ?? Math.random,
