@@ -144,12 +144,7 @@ export class KeyEntry {
     return pointer.main === this.newestMain && pointer.sub === decodeSub(this.newestSub);
   }
 
-  /** Appends `pointer`, which MUST be newer than every pointer kept. */
-  push(pointer: RevisionPointer): void {
-    this.pushEncoded(pointer.main, encodeSub(pointer));
-  }
-
-  /** {@link push} of (main, sub encoded as {@link newestSub}). */
+  /** Appends the pointer (main, sub encoded as {@link newestSub}), which MUST be newer than every pointer kept. */
   pushEncoded(main: Revision, encodedSub: number): void {
     const newestSub = decodeSub(this.newestSub);
     if (this.newestMain > main || (this.newestMain === main && newestSub >= decodeSub(encodedSub))) {

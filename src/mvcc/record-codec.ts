@@ -104,9 +104,14 @@ export function recordKeyLowerBound(main: Revision): Buffer {
 
 /** Decodes a record key into (main, sub); throws on damage. */
 export function decodeRecordKey(key: Uint8Array): { main: Revision; sub: number } {
-  if (key.length !== RECORD_KEY_BYTES || key[0] !== RECORD_PREFIX) throw new Error('mvcc store damaged: bad record key');
   const buffer = Buffer.from(key.buffer, key.byteOffset, key.byteLength);
-  return { main: readUint64Number(buffer, 1), sub: buffer.readUInt32BE(9) };
+  return { main: recordKeyMain(buffer, 0, buffer.length), sub: buffer.readUInt32BE(9) };
+}
+
+/** The main revision of the record key `bytes[keyStart, keyEnd)`; throws on damage. */
+function recordKeyMain(bytes: Buffer, keyStart: number, keyEnd: number): Revision {
+  if (keyEnd - keyStart !== RECORD_KEY_BYTES || bytes[keyStart] !== RECORD_PREFIX) throw new Error('mvcc store damaged: bad record key');
+  return readUint64Number(bytes, keyStart + 1);
 }
 
 /**
@@ -154,9 +159,9 @@ function recordKeyLength(buffer: Buffer, start = 0, end = buffer.length): number
  * damage.
  */
 export function checkRecord(bytes: Buffer, keyStart: number, keyEnd: number, valueStart: number, valueEnd: number): Revision {
-  if (keyEnd - keyStart !== RECORD_KEY_BYTES || bytes[keyStart] !== RECORD_PREFIX) throw new Error('mvcc store damaged: bad record key');
+  const main = recordKeyMain(bytes, keyStart, keyEnd);
   recordKeyLength(bytes, valueStart, valueEnd);
-  return readUint64Number(bytes, keyStart + 1);
+  return main;
 }
 
 /** The lease field: no BigInt per record for the usual "no lease" (a million cached values each held one). */
@@ -211,8 +216,7 @@ export function decodeRecordForIndex(
   valueEnd: number,
   sink: IndexedRecordSink,
 ): Revision {
-  if (keyEnd - keyStart !== RECORD_KEY_BYTES || keyBytes[keyStart] !== RECORD_PREFIX) throw new Error('mvcc store damaged: bad record key');
-  const main = readUint64Number(keyBytes, keyStart + 1);
+  const main = recordKeyMain(keyBytes, keyStart, keyEnd);
   const sub = keyBytes.readUInt32BE(keyStart + 9);
   const keyLength = recordKeyLength(valueBytes, valueStart, valueEnd);
   const userKeyStart = valueStart + RECORD_HEADER_BYTES;

@@ -11,43 +11,18 @@
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { Level } from 'level';
-import { batchOperations, packRecords, type WorkerReply, type WorkerTask, type WriterRequest } from './level-worker';
+import { batchOperations, MessageQueue, packRecords, type WorkerReply, type WorkerTask, type WriterRequest } from './level-worker';
 
 type Database = Level<Buffer, Buffer>;
 
-/** Messages from the main thread, delivered in order to whoever waits for the next one. */
-class Inbox<T> {
-  private readonly messages: T[] = [];
-  private wake: (() => void) | undefined;
-
-  constructor(port: MessagePort) {
-    port.on('message', (message: T) => {
-      this.messages.push(message);
-      const resume = this.wake;
-      this.wake = undefined;
-      resume?.();
-    });
-  }
-
-  /** Messages received and not yet taken. */
-  get size(): number {
-    return this.messages.length;
-  }
-
-  take(): T | undefined {
-    return this.messages.shift();
-  }
-
-  async next(): Promise<T> {
-    for (;;) {
-      const message = this.messages.shift();
-      if (message !== undefined) return message;
-      await new Promise<void>((resolve) => (this.wake = resolve));
-    }
-  }
+/** Messages from the main thread, in order. */
+function messagesFrom<T>(port: MessagePort): MessageQueue<T> {
+  const queue = new MessageQueue<T>();
+  port.on('message', (message: T) => queue.push(message));
+  return queue;
 }
 
-async function scan(db: Database, task: Extract<WorkerTask, { kind: 'scan' }>, inbox: Inbox<string>, send: (reply: WorkerReply, transfer?: ArrayBuffer[]) => void): Promise<void> {
+async function scan(db: Database, task: Extract<WorkerTask, { kind: 'scan' }>, inbox: MessageQueue<string>, send: (reply: WorkerReply, transfer?: ArrayBuffer[]) => void): Promise<void> {
   let credits = task.window;
   let stopped = false;
   const take = (message: string | undefined): void => {
@@ -76,7 +51,7 @@ async function scan(db: Database, task: Extract<WorkerTask, { kind: 'scan' }>, i
   }
 }
 
-async function write(db: Database, inbox: Inbox<WriterRequest>, send: (reply: WorkerReply) => void): Promise<void> {
+async function write(db: Database, inbox: MessageQueue<WriterRequest>, send: (reply: WorkerReply) => void): Promise<void> {
   // Every batch goes to level at once (the main thread bounds how many are queued); each is
   // answered when written. A failure rejects the task.
   const writing = new Set<Promise<void>>();
@@ -105,8 +80,8 @@ async function run(port: MessagePort, task: WorkerTask): Promise<void> {
   const db: Database = new Level<Buffer, Buffer>(task.location, { keyEncoding: 'buffer', valueEncoding: 'buffer', createIfMissing: false, multithreading: true } as object);
   try {
     await db.open();
-    if (task.kind === 'scan') await scan(db, task, new Inbox<string>(port), send);
-    else await write(db, new Inbox<WriterRequest>(port), send);
+    if (task.kind === 'scan') await scan(db, task, messagesFrom<string>(port), send);
+    else await write(db, messagesFrom<WriterRequest>(port), send);
   } catch (error) {
     send({ kind: 'error', message: describe(error) });
   } finally {

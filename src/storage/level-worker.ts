@@ -38,7 +38,7 @@ export type LevelThread = 'auto' | 'worker' | 'caller';
  * Below this approximate size a scan runs on the calling thread: starting a worker and loading
  * classic-level into it costs tens of milliseconds, more than the scan of a small store.
  */
-export const WORKER_SCAN_MIN_BYTES = 16 << 20;
+const WORKER_SCAN_MIN_BYTES = 16 << 20;
 
 /** Records per batch (each batch is one level `nextv` and one message from the worker). */
 const BATCH_RECORDS = 1024;
@@ -218,43 +218,84 @@ async function* scanInCaller(iterator: ReturnType<ScannableLevel['iterator']>): 
 }
 
 /**
+ * Messages between the two threads, delivered in order to whoever waits for the next one. A
+ * failure is thrown by the next wait at once; an end only once every message was taken.
+ */
+export class MessageQueue<T> {
+  private readonly messages: T[] = [];
+  private failure: Error | undefined;
+  private ending: Error | undefined;
+  private wake: (() => void) | undefined;
+
+  push(message: T): void {
+    this.messages.push(message);
+    this.notify();
+  }
+
+  /** Fails every wait from now on (the first failure is kept). */
+  fail(error: Error): void {
+    this.failure ??= error;
+    this.notify();
+  }
+
+  /** No message will follow: a wait on the empty queue throws `error`. */
+  end(error: Error): void {
+    this.ending ??= error;
+    this.notify();
+  }
+
+  /** Messages received and not yet taken. */
+  get size(): number {
+    return this.messages.length;
+  }
+
+  take(): T | undefined {
+    return this.messages.shift();
+  }
+
+  async next(): Promise<T> {
+    for (;;) {
+      if (this.failure !== undefined) throw this.failure;
+      const message = this.messages.shift();
+      if (message !== undefined) return message;
+      if (this.ending !== undefined) throw this.ending;
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+  }
+
+  private notify(): void {
+    const resume = this.wake;
+    this.wake = undefined;
+    resume?.();
+  }
+}
+
+/**
  * A worker thread running one task, seen from the calling thread: its replies in order, and its
  * failure (an error reply, an uncaught exception, or an exit before the task said it was done).
  */
 class LevelWorker {
   private readonly worker: Worker;
-  private readonly replies: WorkerReply[] = [];
-  private failure: Error | undefined;
+  private readonly replies = new MessageQueue<WorkerReply>();
   private exited = false;
-  private wake: (() => void) | undefined;
 
   constructor(task: WorkerTask) {
     this.worker = new Worker(WORKER_FILE, { workerData: task });
     this.worker.on('message', (reply: WorkerReply) => {
-      if (reply.kind === 'error') this.failure ??= new Error(`level worker failed: ${reply.message}`);
+      if (reply.kind === 'error') this.replies.fail(new Error(`level worker failed: ${reply.message}`));
       else this.replies.push(reply);
-      this.notify();
     });
-    this.worker.on('error', (error: Error) => {
-      this.failure ??= new Error(`level worker failed: ${error.message}`);
-      this.notify();
-    });
+    this.worker.on('error', (error: Error) => this.replies.fail(new Error(`level worker failed: ${error.message}`)));
     this.worker.on('exit', (code) => {
       this.exited = true;
-      if (code !== 0) this.failure ??= new Error(`level worker exited with code ${code}`);
-      this.notify();
+      if (code !== 0) this.replies.fail(new Error(`level worker exited with code ${code}`));
+      else this.replies.end(new Error('level worker exited before its task was done'));
     });
   }
 
-  /** The next reply; rejects once the worker failed or exited with no reply left. */
-  async next(): Promise<WorkerReply> {
-    for (;;) {
-      if (this.failure !== undefined) throw this.failure;
-      const reply = this.replies.shift();
-      if (reply !== undefined) return reply;
-      if (this.exited) throw new Error('level worker exited before its task was done');
-      await new Promise<void>((resolve) => (this.wake = resolve));
-    }
+  /** The next reply; rejects once the worker failed, or exited with no reply left. */
+  next(): Promise<WorkerReply> {
+    return this.replies.next();
   }
 
   post(message: string | WriterRequest, transfer: ArrayBuffer[] = []): void {
@@ -264,12 +305,6 @@ class LevelWorker {
   /** Resolves when the thread has exited (it closes its handle on the store first). */
   async exit(): Promise<void> {
     if (!this.exited) await new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
-  }
-
-  private notify(): void {
-    const resume = this.wake;
-    this.wake = undefined;
-    resume?.();
   }
 }
 

@@ -175,9 +175,7 @@ export class GrpcPeer {
     if (this.state === 'stopped' || url === this.url) return;
     this.url = url;
     this.closeConnections();
-    this.client = this.createClient(false);
-    this.failedAttempts = 0;
-    this.connect();
+    this.connectAfresh();
   }
 
   /**
@@ -189,9 +187,14 @@ export class GrpcPeer {
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
     this.client.close();
+    this.context.logger.debug('peer reached us: reconnecting at once', this.logFields());
+    this.connectAfresh();
+  }
+
+  /** Opens the message stream at once on a new channel, with the back-off reset. */
+  private connectAfresh(): void {
     this.client = this.createClient(false);
     this.failedAttempts = 0;
-    this.context.logger.debug('peer reached us: reconnecting at once', this.logFields());
     this.connect();
   }
 
