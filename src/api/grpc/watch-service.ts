@@ -47,6 +47,7 @@ import {
 import { encodeHeader, encodeKeyValue } from './kv-codec';
 import { requiresLeader, type LeaderMonitor } from './leader-monitor';
 import type { ServiceLogger } from './kv-service';
+import { batchStreamWrites } from './stream-writes';
 import type { Watcher, WatchDelivery } from '../../mvcc/watch-hub';
 import { cachedPerObject } from '../../mvcc/per-object-cache';
 import type { MvccEvent } from '../../mvcc/types';
@@ -138,6 +139,9 @@ class WatchStream {
     onClosed: () => void,
   ) {
     this.releases.push(onClosed);
+    // A revision fanned out to this stream's watchers is a burst of responses: hand them to
+    // HTTP/2 together (stream-writes.ts).
+    batchStreamWrites(call);
     call.on('data', (request: ProtoObject) => this.onRequest(request));
     // Half-close by the client: end cleanly (etcd's recvLoop returns nil on io.EOF).
     call.on('end', () => this.finish());
