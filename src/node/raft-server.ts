@@ -695,6 +695,23 @@ export class RaftServer extends EventEmitter {
         (ready.hardState.term === this.persistedHardState.term && ready.hardState.vote === this.persistedHardState.vote));
     if (sendEarly) this.send(ready.messages);
 
+    // Committed entries that are already in the durable log go to the apply queue before this
+    // Ready's save, as etcd hands them to its apply loop before its WAL save: under load nearly
+    // every Ready carries new entries and commits older ones, and those commits (and the clients
+    // waiting on them) would otherwise wait a whole fsync for entries they do not need. Only the
+    // entries below this Ready's first new one qualify: everything before it was saved by an
+    // earlier Ready (the loop saves one Ready at a time) and committed entries are never
+    // replaced, so the applied index stays within the durable log. A Ready with a snapshot
+    // keeps the order below (the snapshot is installed first).
+    let committedEntries = ready.committedEntries;
+    if (ready.snapshot === undefined && committedEntries.length > 0) {
+      const durable = durablePrefixLength(committedEntries, ready.entries);
+      if (durable > 0) {
+        await this.applyCommitted(durable === committedEntries.length ? committedEntries : committedEntries.slice(0, durable));
+        committedEntries = committedEntries.slice(durable);
+      }
+    }
+
     if (ready.snapshot !== undefined) {
       // The snapshot file was saved and verified on receipt; its marker follows it (etcd#12691).
       await this.wal.saveSnapshotMarker({ index: ready.snapshot.metadata.index, term: ready.snapshot.metadata.term });
@@ -734,11 +751,13 @@ export class RaftServer extends EventEmitter {
     }
     for (const readState of ready.readStates) this.reads.onReadState(readState);
     for (const rejected of ready.rejectedProposals) this.onRejectedProposals(rejected.entries, rejected.reason);
-    if (ready.committedEntries.length > 0) {
-      this.metrics?.committedEntries.inc(ready.committedEntries.length);
-      this.metrics?.applyBatchEntries.observe(ready.committedEntries.length);
-      await this.enqueueApply(ready.committedEntries);
-    }
+    if (committedEntries.length > 0) await this.applyCommitted(committedEntries);
+  }
+
+  private async applyCommitted(entries: readonly Entry[]): Promise<void> {
+    this.metrics?.committedEntries.inc(entries.length);
+    this.metrics?.applyBatchEntries.observe(entries.length);
+    await this.enqueueApply(entries);
   }
 
   /**
@@ -1124,4 +1143,16 @@ function withDeadline<T>(promise: Promise<T>, deadline: number, onTimeout: () =>
 function sameConfState(a: ConfState, b: ConfState): boolean {
   const same = (x: readonly NodeId[], y: readonly NodeId[]) => x.length === y.length && x.every((id) => y.includes(id));
   return same(a.voters, b.voters) && same(a.learners, b.learners) && same(a.removed, b.removed);
+}
+
+/**
+ * How many of a Ready's committed entries (ascending) lie below its first new entry, so were
+ * saved by an earlier Ready. All of them when the Ready has no new entries.
+ */
+export function durablePrefixLength(committed: readonly Entry[], newEntries: readonly Entry[]): number {
+  const firstNew = newEntries[0]?.index;
+  if (firstNew === undefined) return committed.length;
+  let count = 0;
+  while (count < committed.length && committed[count]!.index < firstNew) count++;
+  return count;
 }
