@@ -3,6 +3,8 @@
  * delivered; delivery p99 ≤ etcd's"), run against raftkv and etcd 3.4 with the same client.
  *
  * Shape (etcd's `benchmark watch-latency`: streams × watchers per stream):
+ * 0. An unmeasured warm-up: steps 1 and 2 on another prefix for {@link WATCH_WARMUP_SECONDS},
+ *    drained, its streams closed.
  * 1. `streams` gRPC Watch streams, each on its own connection, spread round-robin over the three
  *    members; `watchers` watchers on the prefix `watch-bench/` spread evenly over the streams.
  *    Puts start only once every watcher has its `created` response.
@@ -109,6 +111,16 @@ export interface WatchResult {
 /** Bytes of each put's value: sequence number (u32 LE) and send time (f64 LE), then padding. */
 export const WATCH_VALUE_BYTES = 32;
 const PREFIX = 'watch-bench/';
+/** The warm-up's prefix: its watchers and events never reach the measured ones. */
+const WARMUP_PREFIX = 'watch-warmup/';
+/**
+ * Seconds of the same load (watchers, streams, put rate) on {@link WARMUP_PREFIX} before the
+ * measured run, for both systems: a freshly started Node process runs its first seconds of any
+ * load in unoptimised code (in a traced run, raftkv's proposal-to-apply p50 was 19–42 ms in the
+ * first four seconds of 1,000 Puts/s and 6–14 ms after), which is start-up, not steady state.
+ * The etcd-API section warms up both systems the same way.
+ */
+export const WATCH_WARMUP_SECONDS = 5;
 /** Keys the puts cycle through under the prefix. */
 const KEY_COUNT = 100;
 /** Most puts awaiting an answer; beyond it a scheduled put is skipped (and reported). */
@@ -290,8 +302,8 @@ function prefixEnd(prefix: string): Buffer {
   return end;
 }
 
-function putKey(sequence: number): Buffer {
-  return Buffer.from(`${PREFIX}${sequence % KEY_COUNT}`);
+function putKey(sequence: number, prefix = PREFIX): Buffer {
+  return Buffer.from(`${prefix}${sequence % KEY_COUNT}`);
 }
 
 /**
@@ -299,7 +311,7 @@ function putKey(sequence: number): Buffer {
  * event into `ledger`; resolves once every watcher has its `created` response. Problems of the
  * server (a refused or canceled watcher, a broken stream) go to `fail`.
  */
-async function openWatchers(label: string, target: BenchTarget, options: WatchBenchOptions, ledger: DeliveryLedger, fail: (failure: string) => void): Promise<RawGrpcStream[]> {
+async function openWatchers(label: string, target: BenchTarget, options: WatchBenchOptions, ledger: DeliveryLedger, fail: (failure: string) => void, prefix = PREFIX): Promise<RawGrpcStream[]> {
   const { watchers, streams: streamCount } = options;
   const streams: RawGrpcStream[] = [];
   let created = 0;
@@ -360,7 +372,7 @@ async function openWatchers(label: string, target: BenchTarget, options: WatchBe
       if (failure !== undefined) fail(`stream ${stream}: ${failure}`);
     });
     streams.push(raw);
-    const create = WATCH_REQUEST.encode({ create_request: { key: Buffer.from(PREFIX), range_end: prefixEnd(PREFIX) } });
+    const create = WATCH_REQUEST.encode({ create_request: { key: Buffer.from(prefix), range_end: prefixEnd(prefix) } });
     for (let index = 0; index < perStream; index++) raw.write(create);
   }
   try {
@@ -386,11 +398,11 @@ interface PutPhase {
 }
 
 /** Sends put `sequence` through `client`, its value stamped with the send time; resolves with the revision it created. */
-async function stampedPut(client: EtcdClient, sequence: number): Promise<number> {
+async function stampedPut(client: EtcdClient, sequence: number, prefix: string): Promise<number> {
   const value = Buffer.alloc(WATCH_VALUE_BYTES);
   value.writeUInt32LE(sequence, 0);
   value.writeDoubleLE(performance.now(), 4);
-  const answer = await unary(client, 'Put', { key: putKey(sequence), value }, PUT_TIMEOUT_MS);
+  const answer = await unary(client, 'Put', { key: putKey(sequence, prefix), value }, PUT_TIMEOUT_MS);
   return Number((answer.header as { revision?: string } | undefined)?.revision ?? NaN);
 }
 
@@ -398,7 +410,7 @@ async function stampedPut(client: EtcdClient, sequence: number): Promise<number>
  * Issues `ledger.puts` puts at `putRate`/s on schedule whatever the answers do (open loop), over
  * `clients` round-robin; resolves once every put has been answered.
  */
-async function runPuts(clients: readonly EtcdClient[], putRate: number, ledger: DeliveryLedger): Promise<PutPhase> {
+async function runPuts(clients: readonly EtcdClient[], putRate: number, ledger: DeliveryLedger, prefix = PREFIX): Promise<PutPhase> {
   const latenciesMs: number[] = [];
   const errors = new Map<string, number>();
   let issued = 0;
@@ -410,7 +422,7 @@ async function runPuts(clients: readonly EtcdClient[], putRate: number, ledger: 
     const sentAt = performance.now();
     inFlight++;
     issued++;
-    stampedPut(clients[sequence % clients.length]!, sequence).then(
+    stampedPut(clients[sequence % clients.length]!, sequence, prefix).then(
       (revision) => {
         inFlight--;
         succeeded++;
@@ -448,6 +460,27 @@ async function runPuts(clients: readonly EtcdClient[], putRate: number, ledger: 
   return { issued, skipped, succeeded, failed, issueSeconds, latenciesMs, errors };
 }
 
+/**
+ * The unmeasured warm-up ({@link WATCH_WARMUP_SECONDS}): the same watchers, streams and put rate
+ * on {@link WARMUP_PREFIX}, drained, then the streams closed. Its own failures are reported too
+ * (prefixed "warm-up:"): a system that loses events then is not excused by it.
+ */
+async function warmUp(label: string, target: BenchTarget, options: WatchBenchOptions, putClients: readonly EtcdClient[], fail: (failure: string) => void): Promise<void> {
+  const warmLabel = `${label} warm-up`;
+  const warmFail = (failure: string) => fail(`warm-up: ${failure}`);
+  const ledger = new DeliveryLedger(options.watchers, Math.round(options.putRate * WATCH_WARMUP_SECONDS));
+  options.progress(`${warmLabel}: ${WATCH_WARMUP_SECONDS} s of the same load on ${WARMUP_PREFIX} (not measured)`);
+  const streams = await openWatchers(warmLabel, target, options, ledger, warmFail, WARMUP_PREFIX);
+  try {
+    const puts = await runPuts(putClients, options.putRate, ledger, WARMUP_PREFIX);
+    for (const [message, times] of puts.errors) warmFail(`${count(times)} puts failed: ${message}`);
+    const drainEnd = await drain(warmLabel, ledger, options.progress);
+    if (drainEnd !== 'complete') warmFail(`${count(ledger.missing())} events missing (${drainEnd})`);
+  } finally {
+    for (const stream of streams) stream.close();
+  }
+}
+
 /** Waits until every expected event has arrived, nothing arrives any more, or the limit; resolves with why it ended. */
 async function drain(label: string, ledger: DeliveryLedger, progress: (line: string) => void): Promise<string> {
   const startedAt = performance.now();
@@ -477,7 +510,7 @@ async function drain(label: string, ledger: DeliveryLedger, progress: (line: str
 async function diagnoseMissing(ledger: DeliveryLedger, client: EtcdClient, drainEnd: string): Promise<string> {
   const undelivered = ledger.putsDeliveredToNone();
   const missing = ledger.missing();
-  const probe = await stampedPut(client, ledger.probeSequence).then(
+  const probe = await stampedPut(client, ledger.probeSequence, PREFIX).then(
     () => 'answered OK',
     (error: Error) => `FAILED: ${error.message}`,
   );
@@ -529,6 +562,7 @@ export async function watchBench(label: string, target: BenchTarget, options: Wa
       timeoutMs: 30_000,
       description: `${label} to accept a Put`,
     });
+    await warmUp(label, target, options, putClients, fail);
     progress(`${label}: ${watchers} watchers on ${streamCount} streams over ${target.endpoints.length} members: waiting for every created response`);
     streams = await openWatchers(label, target, options, ledger, fail);
 
@@ -648,7 +682,7 @@ const WATCH_MEASURES: readonly Measure<WatchResult>[] = [
 export function watchTable(options: Omit<WatchBenchOptions, 'progress'>, ours: WatchResult | string, theirs: WatchResult | string): string[] {
   const failures = [ours, theirs].flatMap((outcome) => (typeof outcome === 'string' ? [] : outcome.failures.map((failure) => `${outcome.label}: ${failure}`)));
   return [
-    `Watch (${count(options.watchers)} watchers on one prefix over ${options.streams} streams spread over the 3 members; ${count(options.putRate)} Puts/s open loop for ${options.seconds} s, ${WATCH_VALUE_BYTES}-byte values; every event counted per watcher; ratio = raftkv / etcd):`,
+    `Watch (${count(options.watchers)} watchers on one prefix over ${options.streams} streams spread over the 3 members; ${count(options.putRate)} Puts/s open loop for ${options.seconds} s after ${WATCH_WARMUP_SECONDS} s of the same load on another prefix (not measured), ${WATCH_VALUE_BYTES}-byte values; every event counted per watcher; ratio = raftkv / etcd):`,
     '',
     ...comparisonRows(WATCH_MEASURES, ours, theirs),
     ...(failures.length === 0 ? [] : ['', ...failures.map((failure) => `- ${failure}`)]),
