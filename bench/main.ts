@@ -155,7 +155,7 @@ const USAGE = `usage: npm run bench -- [--seconds N] [--only ${SECTIONS.join(','
                          [--watchers N] [--watch-streams N] [--put-rate R] [--keys N]
 
   --seconds N        seconds per workload (default 10; the sweep uses half; the watch section
-                     puts for N seconds)
+                     puts for N seconds, after an unmeasured 5 s warm-up on another prefix)
   --only LIST        run only these sections (comma-separated); the table is written to
                      docs/PERFORMANCE.md only when every section ran
   --no-write         print the table, leave docs/PERFORMANCE.md alone
