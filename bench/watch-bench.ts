@@ -679,10 +679,10 @@ const WATCH_MEASURES: readonly Measure<WatchResult>[] = [
  * The section's table: a title saying what was run, the rows, then every failure of either system
  * (missing events, stream errors, ...) as a list.
  */
-export function watchTable(options: Omit<WatchBenchOptions, 'progress'>, ours: WatchResult | string, theirs: WatchResult | string): string[] {
+export function watchTable(options: Omit<WatchBenchOptions, 'progress'>, ours: WatchResult | string, theirs: WatchResult | string, settings = ''): string[] {
   const failures = [ours, theirs].flatMap((outcome) => (typeof outcome === 'string' ? [] : outcome.failures.map((failure) => `${outcome.label}: ${failure}`)));
   return [
-    `Watch (${count(options.watchers)} watchers on one prefix over ${options.streams} streams spread over the 3 members; ${count(options.putRate)} Puts/s open loop for ${options.seconds} s after ${WATCH_WARMUP_SECONDS} s of the same load on another prefix (not measured), ${WATCH_VALUE_BYTES}-byte values; every event counted per watcher; ratio = raftkv / etcd):`,
+    `Watch (${count(options.watchers)} watchers on one prefix over ${options.streams} streams spread over the 3 members; ${count(options.putRate)} Puts/s open loop for ${options.seconds} s after ${WATCH_WARMUP_SECONDS} s of the same load on another prefix (not measured), ${WATCH_VALUE_BYTES}-byte values${settings === '' ? '' : `; ${settings}`}; every event counted per watcher; ratio = raftkv / etcd):`,
     '',
     ...comparisonRows(WATCH_MEASURES, ours, theirs),
     ...(failures.length === 0 ? [] : ['', ...failures.map((failure) => `- ${failure}`)]),
