@@ -891,7 +891,7 @@ export class MvccStore implements TransactionTarget {
             room.catch(() => undefined); // observed below, after the frame is indexed
             if (!frame.leases) {
               const { bytes, bounds } = frame;
-              for (let b = 0; b < bounds.length; b += 4) this.indexRecord(bytes, bounds[b]!, bounds[b + 1]!, bytes, bounds[b + 2]!, bounds[b + 3]!);
+              for (let b = 0; b < bounds.length; b += 4) this.indexRecord(bytes, bounds[b]!, bounds[b + 1]!, bounds[b + 2]!, bounds[b + 3]!);
             }
             await room;
           });
@@ -967,7 +967,7 @@ export class MvccStore implements TransactionTarget {
     this.index.beginBulkLoad();
     const records = { gte: Buffer.from([RECORD_PREFIX]), lt: Buffer.from([RECORD_PREFIX + 1]) };
     const indexRecord = (bytes: Buffer, keyStart: number, keyEnd: number, valueStart: number, valueEnd: number): void => {
-      const main = this.indexRecord(bytes, keyStart, keyEnd, bytes, valueStart, valueEnd);
+      const main = this.indexRecord(bytes, keyStart, keyEnd, valueStart, valueEnd);
       assert(main <= this.revision, `record at ${main} beyond the store revision ${this.revision}`);
     };
     for await (const batch of scanPacked(this.db, records, this.levelThread)) forEachPacked(batch, indexRecord);
@@ -987,11 +987,10 @@ export class MvccStore implements TransactionTarget {
 
   /**
    * Adds one history record to the key index, which keeps no view of it (the record key is
-   * `keyBytes[keyStart, keyEnd)`, its value `valueBytes[valueStart, valueEnd)`); returns its main
-   * revision.
+   * `bytes[keyStart, keyEnd)`, its value `bytes[valueStart, valueEnd)`); returns its main revision.
    */
-  private indexRecord(keyBytes: Buffer, keyStart: number, keyEnd: number, valueBytes: Buffer, valueStart: number, valueEnd: number): Revision {
-    return decodeRecordForIndex(keyBytes, keyStart, keyEnd, valueBytes, valueStart, valueEnd, this.indexFields);
+  private indexRecord(bytes: Buffer, keyStart: number, keyEnd: number, valueStart: number, valueEnd: number): Revision {
+    return decodeRecordForIndex(bytes, keyStart, keyEnd, valueStart, valueEnd, this.indexFields);
   }
 
   private readonly indexFields: IndexedRecordSink = (key, main, sub, tombstone, createRevision, version, valueLatin1, lease) => {

@@ -203,35 +203,27 @@ export type IndexedRecordSink = (
  * image) and hands it to `sink` as arguments, with no object per record (a restart decodes a
  * million): the key as a KeyString (latin1, one code unit per byte), the revision, the tombstone
  * flag and, for a live key, its current value (the value copied into a latin1 string, see
- * CurrentValue). The record key is `keyBytes[keyStart, keyEnd)`, its value
- * `valueBytes[valueStart, valueEnd)` (a packed scan batch holds many in one buffer). Returns the
- * main revision; throws on damage.
+ * CurrentValue). The record key is `bytes[keyStart, keyEnd)` and its value
+ * `bytes[valueStart, valueEnd)`, as in a packed scan batch or an image frame, which hold many
+ * records in one buffer. Returns the main revision; throws on damage.
  */
-export function decodeRecordForIndex(
-  keyBytes: Buffer,
-  keyStart: number,
-  keyEnd: number,
-  valueBytes: Buffer,
-  valueStart: number,
-  valueEnd: number,
-  sink: IndexedRecordSink,
-): Revision {
-  const main = recordKeyMain(keyBytes, keyStart, keyEnd);
-  const sub = keyBytes.readUInt32BE(keyStart + 9);
-  const keyLength = recordKeyLength(valueBytes, valueStart, valueEnd);
+export function decodeRecordForIndex(bytes: Buffer, keyStart: number, keyEnd: number, valueStart: number, valueEnd: number, sink: IndexedRecordSink): Revision {
+  const main = recordKeyMain(bytes, keyStart, keyEnd);
+  const sub = bytes.readUInt32BE(keyStart + 9);
+  const keyLength = recordKeyLength(bytes, valueStart, valueEnd);
   const userKeyStart = valueStart + RECORD_HEADER_BYTES;
-  const key = valueBytes.toString('latin1', userKeyStart, userKeyStart + keyLength);
-  if ((valueBytes[valueStart + 1]! & 1) === 1) sink(key, main, sub, true, 0, 0, undefined, NO_LEASE);
+  const key = bytes.toString('latin1', userKeyStart, userKeyStart + keyLength);
+  if ((bytes[valueStart + 1]! & 1) === 1) sink(key, main, sub, true, 0, 0, undefined, NO_LEASE);
   else {
     sink(
       key,
       main,
       sub,
       false,
-      readUint64Number(valueBytes, valueStart + 2),
-      readUint64Number(valueBytes, valueStart + 10),
-      valueBytes.toString('latin1', userKeyStart + keyLength, valueEnd),
-      recordLease(valueBytes, valueStart),
+      readUint64Number(bytes, valueStart + 2),
+      readUint64Number(bytes, valueStart + 10),
+      bytes.toString('latin1', userKeyStart + keyLength, valueEnd),
+      recordLease(bytes, valueStart),
     );
   }
   return main;
