@@ -117,8 +117,12 @@ describe('raftexample: a three-node cluster of real processes', () => {
       assert.ok(leaderLog !== undefined, 'a member asked for a snapshot with an image');
       assert.match(leaderLog, /"withImage":false,[^\n]*"snapshot saved; log compacted"/);
       assert.match(leaderLog, /"withImage":true,[^\n]*"snapshot saved/);
-      const sentBytes = leaderLog.split('\n').filter((line) => line.includes('"msg":"snapshot sent"')).map((line) => (JSON.parse(line) as { bodyBytes: number }).bodyBytes);
-      assert.ok(sentBytes.length > 0 && sentBytes.every((bytes) => bytes > 0), `every snapshot sent carried an image: ${sentBytes.join(', ')}`);
+      const sent = leaderLog.split('\n').filter((line) => line.includes('"msg":"snapshot sent"')).map((line) => JSON.parse(line) as { bodyBytes: number; streamed: boolean });
+      assert.ok(sent.length > 0 && sent.every(({ bodyBytes }) => bodyBytes > 0), `every snapshot sent carried an image: ${sent.map(({ bodyBytes }) => bodyBytes).join(', ')}`);
+      // The image went out while it was cut (its size and digest after it), not after the cut.
+      assert.match(leaderLog, /"sending the snapshot image while it is cut"/);
+      assert.equal(sent[0]!.streamed, true);
+      assert.match(cluster.logOf(added), /"streamed":true,[^\n]*"snapshot received"/);
       // The leader's next compaction kept the entries after the snapshot it sent: a large state
       // machine takes a while to install, and the member then needs them.
       for (let i = 0; i < 40; i++) await putOk(cluster, 1 + (i % 3), `/after-${i}`, `w${i}`);

@@ -24,6 +24,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { RawNode } from '../raft/raw-node';
+import { makeMessage } from '../raft/message';
 import { MemoryStorage } from '../raft/storage';
 import { decodeConfChange } from '../raft/conf-change';
 import {
@@ -57,7 +58,7 @@ import {
 } from '../errors';
 import type { MemberChange } from '../kv/kv-store';
 import { decodeMvccWrite, encodeMvccWrite } from '../mvcc/write-codec';
-import { decodeSnapshotDescriptor, hasImage } from './snapshots';
+import { decodeSnapshotDescriptor, hasImage, STREAMED_SNAPSHOT_DATA } from './snapshots';
 import type { MvccOutcome } from '../mvcc/errors';
 import type { MvccWriteRequest, MvccWriteResponse } from '../mvcc/types';
 import type { ApplyResult } from '../mvcc/mvcc-store';
@@ -1045,23 +1046,30 @@ export class RaftServer extends EventEmitter {
     }
     this.snapshotInFlight = (async () => {
       const started = Date.now();
-      // With an image, it is pinned at `index` synchronously inside create().
-      const data = await this.snapshots.create(index, term, confState, withImage);
-      this.snapshotImageUnsent = withImage;
+      // With an image, it is pinned at `index` synchronously inside create(), and the followers
+      // waiting for it get it while it is cut.
+      const creating = this.snapshots.create(index, term, confState, withImage);
+      const served = withImage ? this.sendImageWhileCut(index, term, confState, waiting) : [];
+      const data = await creating;
+      // An image nobody got yet is kept as the newest snapshot for a while (see snapshotDue).
+      this.snapshotImageUnsent = withImage && served.length === 0;
       await this.wal.saveSnapshotMarker({ index, term });
       const created = this.storage.createSnapshot(index, confState, data);
       if (typeof created === 'string') {
         this.logger.warn({ index, outcome: created }, 'snapshot not installed in the log storage');
-        this.releaseFollowersAwaitingImage(waiting);
+        this.releaseFollowersAwaitingImage(waiting.filter((id) => !served.includes(id)));
         return;
       }
       this.snapshotIndex = index;
-      if (withImage) this.releaseFollowersAwaitingImage(waiting);
+      if (withImage) this.releaseFollowersAwaitingImage(waiting.filter((id) => !served.includes(id)));
       const compactIndex = Math.max(1, Math.min(index - this.options.snapshotCatchUpEntries, ...this.snapshotsSentSince.values()));
       if (this.snapshotsSentSince.size > 0) {
         this.logger.info({ index, compactIndex, sentTo: [...this.snapshotsSentSince.keys()].map(String) }, 'log kept from the snapshot last sent to a follower');
       }
       this.snapshotsSentSince.clear();
+      // Followers installing the image sent while it was cut need the entries after it from the
+      // next compaction on, as after any snapshot sent (see send).
+      for (const id of served) this.snapshotsSentSince.set(id, index);
       if (compactIndex > this.storage.firstIndex()) this.storage.compact(compactIndex);
       await this.wal.releaseTo(index);
       await this.snapshots.release(index);
@@ -1070,6 +1078,32 @@ export class RaftServer extends EventEmitter {
     })()
       .catch((error: unknown) => this.fail(error))
       .finally(() => this.snapshotSettled());
+  }
+
+  /**
+   * Sends the image being cut at `index` to the followers `waiting` for it while it is cut (the
+   * transport follows the snapshot file as it is written and sends the body's size and digest
+   * after it; the follower checks them before its core sees the MsgSnap), instead of after the
+   * cut: the two stages took about the same time, one after the other. The MsgSnap is built here,
+   * not by the core, whose newest snapshot is still the one without an image; the core keeps
+   * each follower in its snapshot state until the transfer's outcome is reported, and the
+   * follower's acknowledgement of `index` moves it on. Returns the followers served; the caller
+   * keeps the log after `index` for them (snapshotsSentSince) once its own compaction is done.
+   */
+  private sendImageWhileCut(index: LogIndex, term: number, confState: ConfState, waiting: readonly NodeId[]): NodeId[] {
+    if (this.role !== Role.Leader || waiting.length === 0) return [];
+    const messages = waiting.map((to) =>
+      makeMessage(MessageType.MsgSnap, to, {
+        from: this.id,
+        term: this.term,
+        snapshot: { metadata: { index, term, confState }, data: STREAMED_SNAPSHOT_DATA },
+      }),
+    );
+    for (const to of waiting) this.followersAwaitingImage.delete(to);
+    this.logger.info({ to: waiting.map(String), index }, 'sending the snapshot image while it is cut');
+    this.metrics?.peerMessagesSent.inc(messages.length);
+    this.transport.send(messages);
+    return [...waiting];
   }
 
   /** A cut finished: followers that asked for an image meanwhile get the next cut. */
@@ -1086,14 +1120,17 @@ export class RaftServer extends EventEmitter {
   private replaceWithImage(index: LogIndex, term: number, confState: ConfState, waiting: readonly NodeId[]): Promise<void> {
     return (async () => {
       const started = Date.now();
-      const data = await this.snapshots.create(index, term, confState, true);
+      const creating = this.snapshots.create(index, term, confState, true);
+      const served = this.sendImageWhileCut(index, term, confState, waiting);
+      for (const id of served) this.snapshotsSentSince.set(id, index);
+      const data = await creating;
       const current = this.storage.snapshot();
       if (typeof current === 'string' || current.metadata.index !== index) {
         throw new Error(`assertion failed: the snapshot at ${index} to replace is no longer the newest`);
       }
-      this.snapshotImageUnsent = true;
+      this.snapshotImageUnsent = served.length === 0;
       this.storage.replaceSnapshotData(data);
-      this.releaseFollowersAwaitingImage(waiting);
+      this.releaseFollowersAwaitingImage(waiting.filter((id) => !served.includes(id)));
       this.metrics?.snapshots.inc({ event: 'created' });
       this.logger.info({ index, term, withImage: true, durationMs: Date.now() - started }, 'snapshot saved in place of the one without an image');
     })()

@@ -22,12 +22,19 @@ import type { ConfState, LogIndex, Message, Snapshot, SnapshotMetadata } from '.
 import type { Snapshotter, SnapshotFile } from '../snap/snapshotter';
 import type { NodeStateMachine } from './state-machine';
 import type { SnapshotPort } from './raft-server';
+import type { SnapshotBody, SnapshotBodyDigest } from '../transport/transport';
 
 /** What Snapshot.data holds. */
 export interface SnapshotDescriptor {
   readonly bodyBytes: number;
   readonly sha256: string;
 }
+
+/**
+ * Snapshot.data of a MsgSnap a leader sends while it is still cutting the image (size and digest
+ * not known yet; they follow the body, and the receiver puts the complete descriptor in place).
+ */
+export const STREAMED_SNAPSHOT_DATA: Uint8Array = encodeSnapshotDescriptor({ bodyBytes: -1, sha256: '' });
 
 /** Whether the snapshot described carries an image of the state machine (see the module overview). */
 export function hasImage(descriptor: SnapshotDescriptor): boolean {
@@ -74,7 +81,8 @@ export class NodeSnapshots implements SnapshotPort {
       await this.stateMachine.persist();
       body = new Uint8Array(0);
     }
-    const file = await this.snapshotter.save({ index, term, confState }, body);
+    // An image's body may be followed by transfers while it is written (see open).
+    const file = await this.snapshotter.save({ index, term, confState }, body, { share: withImage });
     return encodeSnapshotDescriptor({ bodyBytes: file.bodyBytes, sha256: file.sha256 });
   }
 
@@ -85,7 +93,9 @@ export class NodeSnapshots implements SnapshotPort {
       throw new Error(`assertion failed: snapshot file for index ${snapshot.metadata.index} term ${snapshot.metadata.term} is missing`);
     }
     if (!hasImage(file)) throw new Error(`assertion failed: snapshot ${snapshot.metadata.index} to restore has no image`);
-    await this.stateMachine.restoreSnapshot(this.snapshotter.openBody(file), snapshot.metadata.index);
+    // Not hashed again here: the file was checked when it arrived, and the image carries its own
+    // SHA-256 and CRCs, which the restore checks (a damaged image fails it either way).
+    await this.stateMachine.restoreSnapshot(this.snapshotter.openBody(file, { verify: false }), snapshot.metadata.index);
   }
 
   /** Deletes snapshot files older than the one at `keepIndex`. */
@@ -93,26 +103,41 @@ export class NodeSnapshots implements SnapshotPort {
     await this.snapshotter.release(keepIndex);
   }
 
-  /** Transport, sender side: the body of the snapshot a MsgSnap refers to. */
-  async open(message: Message): Promise<{ bodyBytes: number; sha256: string; body: AsyncIterable<Uint8Array> }> {
+  /**
+   * Transport, sender side: the body of the snapshot a MsgSnap refers to. An image still being
+   * cut (a MsgSnap sent with {@link STREAMED_SNAPSHOT_DATA}) is followed as it is written, its
+   * size and digest sent after it.
+   */
+  async open(message: Message): Promise<SnapshotBody> {
     const metadata = message.snapshot?.metadata;
     if (metadata === undefined) throw new Error('MsgSnap without a snapshot');
+    const followed = this.snapshotter.followSave(metadata);
+    if (followed !== undefined) return { bodyBytes: 0, sha256: '', body: followed.body, digestAfterBody: followed.digest };
     const file = await this.find(metadata);
     if (file === undefined) throw new Error(`snapshot file for index ${metadata.index} is gone (a newer one replaced it)`);
     if (!hasImage(file)) throw new Error(`snapshot ${metadata.index} has no image to send`);
     return { bodyBytes: file.bodyBytes, sha256: file.sha256, body: this.snapshotter.openBody(file) };
   }
 
-  /** Transport, receiver side: stores and verifies an incoming snapshot body. */
-  async receive(message: Message, _bodyBytes: number, sha256: string, chunks: AsyncIterable<Uint8Array>): Promise<void> {
-    const metadata = message.snapshot?.metadata;
-    if (metadata === undefined) throw new Error('MsgSnap without a snapshot');
+  /**
+   * Transport, receiver side: stores and verifies an incoming snapshot body. Resolves to the
+   * MsgSnap to hand to Raft, its data the descriptor of the file now held (a streamed transfer's
+   * sender could not fill it in).
+   */
+  async receive(message: Message, expected: SnapshotBodyDigest | (() => SnapshotBodyDigest), chunks: AsyncIterable<Uint8Array>): Promise<Message> {
+    const snapshot = message.snapshot;
+    if (snapshot === undefined) throw new Error('MsgSnap without a snapshot');
+    const metadata = snapshot.metadata;
     const existing = await this.find(metadata);
-    if (existing !== undefined && existing.sha256 === sha256) {
+    let file: SnapshotDescriptor;
+    if (existing !== undefined && typeof expected !== 'function' && existing.sha256 === expected.sha256) {
       for await (const chunk of chunks) void chunk; // drain: we already hold this exact snapshot
-      return;
+      file = existing;
+    } else {
+      file = await this.snapshotter.receive(metadata, chunks, typeof expected === 'function' ? () => expected().sha256 : expected.sha256);
     }
-    await this.snapshotter.receive(metadata, chunks, sha256);
+    const data = encodeSnapshotDescriptor({ bodyBytes: file.bodyBytes, sha256: file.sha256 });
+    return { ...message, snapshot: { ...snapshot, data } };
   }
 
   private async find(metadata: SnapshotMetadata): Promise<SnapshotFile | undefined> {

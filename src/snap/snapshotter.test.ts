@@ -126,6 +126,10 @@ describe('Snapshotter', () => {
     await assert.rejects(async () => {
       for await (const chunk of snapshotter.openBody(loaded!)) void chunk;
     }, (error: unknown) => error instanceof SnapError && error.code === 'corrupt');
+    // Without the hash (a consumer checking its own digest), the damaged bytes come through as they are.
+    const unverified = await sha256Of(snapshotter.openBody(loaded!, { verify: false }));
+    assert.equal(unverified.bytes, 300_000);
+    assert.notEqual(unverified.sha256, newest.sha256);
   });
 
   it('skips a snapshot whose header is damaged', async () => {
@@ -213,6 +217,86 @@ describe('Snapshotter', () => {
     release();
     const saved = await saving;
     assert.equal((await snapshotter.readBody(saved)).toString(), 'first second');
+  });
+
+  it('lets a reader follow the body of a shared save while it is written, and gives its digest after', async () => {
+    const dir = freshDir();
+    const snapshotter = new Snapshotter(dir);
+    const bodyBytes = 5 * 1024 * 1024 + 17;
+    const expected = await sha256Of(generatedBody(bodyBytes, 'live'));
+    let producedBytes = 0;
+    let readAheadOfSave = false;
+    async function* counted(): AsyncIterable<Uint8Array> {
+      for await (const chunk of generatedBody(bodyBytes, 'live')) {
+        producedBytes += chunk.length;
+        yield chunk;
+      }
+    }
+    const metadata = metadataAt(60, 6);
+    assert.equal(snapshotter.followSave(metadata), undefined, 'nothing to follow before the save');
+    const saving = snapshotter.save(metadata, counted(), { share: true });
+    const followed = snapshotter.followSave(metadata);
+    assert.ok(followed !== undefined, 'a shared save can be followed as soon as save() returned');
+    const hash = createHash('sha256');
+    let readBytes = 0;
+    for await (const chunk of followed.body) {
+      hash.update(chunk);
+      readBytes += chunk.length;
+      if (producedBytes < bodyBytes) readAheadOfSave = true;
+    }
+    const saved = await saving;
+    assert.deepEqual({ sha256: hash.digest('hex'), bytes: readBytes }, { sha256: expected.sha256, bytes: bodyBytes });
+    assert.ok(readAheadOfSave, 'the reader got bytes before the body was complete');
+    assert.deepEqual(await followed.digest, { bodyBytes, sha256: saved.sha256 });
+    assert.equal(snapshotter.followSave(metadata), undefined, 'a finished save is read with openBody');
+    assert.equal(snapshotter.followSave(metadataAt(61, 6)), undefined);
+  });
+
+  it('fails the reader of a shared save that fails, and does not share an unshared save', async () => {
+    const dir = freshDir();
+    const snapshotter = new Snapshotter(dir);
+    async function* failing(): AsyncIterable<Uint8Array> {
+      yield Buffer.alloc(2 * 1024 * 1024, 1);
+      await new Promise((resolve) => setImmediate(resolve));
+      throw new Error('level scan failed');
+    }
+    const saving = snapshotter.save(metadataAt(70, 7), failing(), { share: true });
+    const followed = snapshotter.followSave(metadataAt(70, 7));
+    assert.ok(followed !== undefined);
+    const reading = (async () => {
+      for await (const chunk of followed.body) void chunk;
+    })();
+    await Promise.all([
+      assert.rejects(saving, /level scan failed/),
+      assert.rejects(reading, /level scan failed/),
+      assert.rejects(followed.digest, /level scan failed/),
+    ]);
+    assert.deepEqual(snapshotNames(dir), []);
+
+    const unshared = snapshotter.save(metadataAt(71, 7), Buffer.from('not shared'));
+    assert.equal(snapshotter.followSave(metadataAt(71, 7)), undefined);
+    await unshared;
+  });
+
+  it('accepts a digest known only after the body (a streamed transfer), and refuses a wrong one', async () => {
+    const dir = freshDir();
+    const snapshotter = new Snapshotter(dir);
+    const { sha256 } = await sha256Of(generatedBody(300_000, 'streamed'));
+    let bodyRead = false;
+    async function* body(): AsyncIterable<Uint8Array> {
+      yield* generatedBody(300_000, 'streamed');
+      bodyRead = true;
+    }
+    const expectedAfter = (digest: string) => (): string => {
+      assert.ok(bodyRead, 'the digest is asked for only after the body');
+      return digest;
+    };
+    await assert.rejects(snapshotter.receive(metadataAt(80, 8), body(), expectedAfter('0'.repeat(64))),
+      (error: unknown) => error instanceof SnapError && error.code === 'checksum-mismatch');
+    assert.deepEqual(snapshotNames(dir), []);
+    bodyRead = false;
+    const received = await snapshotter.receive(metadataAt(80, 8), body(), expectedAfter(sha256));
+    assert.equal(received.sha256, sha256);
   });
 
   it('releases files older than the kept index, keeping that one, newer ones and at least one', async () => {

@@ -59,6 +59,35 @@ const READ_CHUNK_BYTES = 1024 * 1024;
 /** Bytes of body gathered into one write when a snapshot is stored. */
 const WRITE_GATHER_BYTES = 1024 * 1024;
 
+/** A body's size and SHA-256 (lowercase hex). */
+export interface BodyDigest {
+  readonly bodyBytes: number;
+  readonly sha256: string;
+}
+
+/** The body of a snapshot that {@link Snapshotter.save} is still writing, followed as it grows. */
+export interface FollowedBody {
+  /** The body from its first byte; throws if the save fails. Iterated at most once. */
+  readonly body: AsyncIterable<Uint8Array>;
+  /** The body's size and digest, once the save has completed (the file is durable). */
+  readonly digest: Promise<BodyDigest>;
+}
+
+/** A save that shares its body while it writes it (see {@link Snapshotter.followSave}). */
+interface SharedSave {
+  readonly temporaryPath: string;
+  readonly bodyOffset: number;
+  /** The temporary file exists. */
+  created: boolean;
+  /** Body bytes written to the file so far (in order: writes complete one after another). */
+  writtenBodyBytes: number;
+  outcome: { readonly file: SnapshotFile } | { readonly error: Error } | undefined;
+  readonly digest: Promise<BodyDigest>;
+  settleDigest(outcome: SharedSave['outcome']): void;
+  /** Woken (and dropped) at every change of the fields above. */
+  wakers: (() => void)[];
+}
+
 /** A file that failed its metadata checks. */
 interface BrokenFile {
   readonly path: string;
@@ -74,6 +103,8 @@ export class Snapshotter {
   private readonly logger: Logger;
   /** Temporary files this instance is writing right now. */
   private readonly inFlight = new Set<string>();
+  /** Saves whose body may be followed while they write it, by snapshot file name. */
+  private readonly shared = new Map<string, SharedSave>();
 
   constructor(private readonly dir: string, options: SnapshotterOptions = {}) {
     this.logger = options.logger ?? SILENT_LOGGER;
@@ -85,17 +116,31 @@ export class Snapshotter {
    * if iterating `body` fails; in both cases no file is left behind. Chunks of `body` are held
    * until written, after later chunks were taken: their producer must not reuse them.
    */
-  save(metadata: SnapshotMetadata, body: Uint8Array | AsyncIterable<Uint8Array>): Promise<SnapshotFile> {
-    return this.write(metadata, body instanceof Uint8Array ? [body] : body, undefined);
+  save(metadata: SnapshotMetadata, body: Uint8Array | AsyncIterable<Uint8Array>, options: { readonly share?: boolean } = {}): Promise<SnapshotFile> {
+    return this.write(metadata, body instanceof Uint8Array ? [body] : body, undefined, options.share === true);
   }
 
   /**
    * Stores a snapshot arriving from the leader: streams `chunks` into a temporary file and checks
    * the body's SHA-256 against `expectedSha256` (hex) BEFORE the rename. On a mismatch rejects
-   * with SnapError 'checksum-mismatch' and leaves nothing behind.
+   * with SnapError 'checksum-mismatch' and leaves nothing behind. A function is called once
+   * `chunks` has been read to its end (a streamed transfer learns the digest after the body).
    */
-  receive(metadata: SnapshotMetadata, chunks: AsyncIterable<Uint8Array>, expectedSha256: string): Promise<SnapshotFile> {
-    return this.write(metadata, chunks, expectedSha256.toLowerCase());
+  receive(metadata: SnapshotMetadata, chunks: AsyncIterable<Uint8Array>, expectedSha256: string | (() => string)): Promise<SnapshotFile> {
+    return this.write(metadata, chunks, expectedSha256, false);
+  }
+
+  /**
+   * Follows the body of the snapshot `metadata` names while a {@link save} called with `share`
+   * is still writing it, from its first byte, as the bytes reach the file: how a leader sends an
+   * image to a follower while it is cutting it. Undefined when no such save is in progress (the
+   * complete file is then read with {@link openBody}). The bytes are read back from the file, so
+   * a slow reader never holds the save up.
+   */
+  followSave(metadata: SnapshotMetadata): FollowedBody | undefined {
+    const save = this.shared.get(snapshotFileName(metadata));
+    if (save === undefined) return undefined;
+    return { body: followBody(save), digest: save.digest };
   }
 
   /**
@@ -139,10 +184,12 @@ export class Snapshotter {
    * Streams the body of `file`, hashing it on the way: if the bytes do not match the trailer's
    * SHA-256 (or size), the iteration throws SnapError 'corrupt' at its end, after the last chunk.
    * Consumers that must not act on a corrupt body should stage what they read until it completes.
+   * `verify: false` skips the hash (the size is still checked), for a consumer whose body format
+   * carries its own digest and fails on a damaged body anyway (the state machine image does).
    */
-  async *openBody(file: SnapshotFile): AsyncIterable<Uint8Array> {
+  async *openBody(file: SnapshotFile, options: { readonly verify?: boolean } = {}): AsyncIterable<Uint8Array> {
     const bodyOffset = await this.bodyOffset(file);
-    const hash = createHash('sha256');
+    const hash = options.verify === false ? undefined : createHash('sha256');
     let bytesRead = 0;
     if (file.bodyBytes > 0) {
       const stream = fs.createReadStream(file.path, {
@@ -150,7 +197,7 @@ export class Snapshotter {
       });
       try {
         for await (const chunk of stream as AsyncIterable<Buffer>) {
-          hash.update(chunk);
+          hash?.update(chunk);
           bytesRead += chunk.length;
           yield chunk;
         }
@@ -161,7 +208,7 @@ export class Snapshotter {
         stream.destroy();
       }
     }
-    const sha256 = hash.digest('hex');
+    const sha256 = hash === undefined ? file.sha256 : hash.digest('hex');
     if (bytesRead !== file.bodyBytes || sha256 !== file.sha256) {
       throw new SnapError('corrupt', `snapshot ${file.path}: body does not match its trailer (read ${bytesRead} of ${file.bodyBytes} bytes, SHA-256 ${sha256})`,
         { file: file.path });
@@ -193,19 +240,28 @@ export class Snapshotter {
   }
 
   private async write(metadata: SnapshotMetadata, chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
-    expectedSha256: string | undefined): Promise<SnapshotFile> {
+    expectedSha256: string | (() => string) | undefined, share: boolean): Promise<SnapshotFile> {
     const prefix = encodePrefix(metadata);
     const finalName = snapshotFileName(metadata);
     const finalPath = path.join(this.dir, finalName);
     const temporaryPath = path.join(this.dir,
       `${finalName.slice(0, -SNAPSHOT_SUFFIX.length)}.${randomBytes(4).toString('hex')}${SNAPSHOT_TEMPORARY_SUFFIX}`);
     this.inFlight.add(temporaryPath);
+    // Registered before the first await: a caller may follow the body as soon as save() returns.
+    const shared = share ? sharedSave(temporaryPath, prefix.length) : undefined;
+    if (shared !== undefined) this.shared.set(finalName, shared);
+    const progress = (change: (save: SharedSave) => void): void => {
+      if (shared === undefined) return;
+      change(shared);
+      for (const wake of shared.wakers.splice(0)) wake();
+    };
     let handle: fsPromises.FileHandle | undefined;
     try {
       await this.io(finalPath, 'create the snapshot directory', () => fsPromises.mkdir(this.dir, { recursive: true }));
       handle = await this.io(temporaryPath, 'create', () => fsPromises.open(temporaryPath, 'wx', 0o600));
       const file = handle;
       await this.io(temporaryPath, 'write', () => writeFully(file, prefix, 0));
+      progress((save) => (save.created = true));
       let position = prefix.length;
       const hash = createHash('sha256');
       // Chunks are gathered into writes of about a megabyte, and the next ones are received while
@@ -217,11 +273,12 @@ export class Snapshotter {
       const writeGathered = async (): Promise<void> => {
         const pieces = gathered;
         const at = position;
-        position += gatheredBytes;
+        const end = (position += gatheredBytes);
         gathered = [];
         gatheredBytes = 0;
         await writing;
-        writing = this.io(temporaryPath, 'write', () => writeFully(file, pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces), at));
+        writing = this.io(temporaryPath, 'write', () => writeAllFully(file, pieces, at)).then(() =>
+          progress((save) => (save.writtenBodyBytes = end - prefix.length)));
         writing.catch(() => undefined); // observed at the next write or after the last chunk
       };
       try {
@@ -240,9 +297,10 @@ export class Snapshotter {
       await writing;
       const digest = hash.digest();
       const sha256 = digest.toString('hex');
-      if (expectedSha256 !== undefined && sha256 !== expectedSha256) {
+      const expected = typeof expectedSha256 === 'function' ? expectedSha256() : expectedSha256;
+      if (expected !== undefined && sha256 !== expected.toLowerCase()) {
         throw new SnapError('checksum-mismatch',
-          `received snapshot ${finalName} has SHA-256 ${sha256}, the leader announced ${expectedSha256}`, { file: finalPath });
+          `received snapshot ${finalName} has SHA-256 ${sha256}, the leader announced ${expected}`, { file: finalPath });
       }
       const bodyBytes = position - prefix.length;
       await this.io(temporaryPath, 'write', () => writeFully(file, encodeTrailer(prefix, bodyBytes, digest), position));
@@ -252,8 +310,14 @@ export class Snapshotter {
       await this.io(finalPath, 'rename', () => fsPromises.rename(temporaryPath, finalPath));
       await this.syncDirectory();
       this.logger.info('saved snapshot', { file: finalPath, index: metadata.index, term: metadata.term, bodyBytes });
-      return { path: finalPath, metadata, bodyBytes, sha256 };
+      const saved: SnapshotFile = { path: finalPath, metadata, bodyBytes, sha256 };
+      progress((save) => save.settleDigest({ file: saved }));
+      return saved;
+    } catch (error) {
+      progress((save) => save.settleDigest({ error: error instanceof Error ? error : new Error(String(error)) }));
+      throw error;
     } finally {
+      if (shared !== undefined && this.shared.get(finalName) === shared) this.shared.delete(finalName);
       await handle?.close().catch(() => undefined);
       await fsPromises.rm(temporaryPath, { force: true }).catch(() => undefined);
       this.inFlight.delete(temporaryPath);
@@ -373,6 +437,66 @@ export class Snapshotter {
   }
 }
 
+function sharedSave(temporaryPath: string, bodyOffset: number): SharedSave {
+  let resolve: (digest: BodyDigest) => void = () => {};
+  let reject: (error: Error) => void = () => {};
+  const digest = new Promise<BodyDigest>((onResolve, onReject) => {
+    resolve = onResolve;
+    reject = onReject;
+  });
+  digest.catch(() => undefined); // a save nobody follows must not leave an unhandled rejection
+  const save: SharedSave = {
+    temporaryPath, bodyOffset, created: false, writtenBodyBytes: 0, outcome: undefined, digest, wakers: [],
+    settleDigest(outcome) {
+      save.outcome = outcome;
+      if (outcome === undefined) return;
+      if ('file' in outcome) resolve({ bodyBytes: outcome.file.bodyBytes, sha256: outcome.file.sha256 });
+      else reject(outcome.error);
+    },
+  };
+  return save;
+}
+
+/**
+ * The body of a shared save, read back from its file as it is written. The file is opened by its
+ * temporary name, or by its final name if the save completed meanwhile (the body sits at the same
+ * offset in both); an open descriptor stays valid across the rename.
+ */
+async function* followBody(save: SharedSave): AsyncGenerator<Uint8Array> {
+  const changed = (): Promise<void> => new Promise((resolve) => save.wakers.push(resolve));
+  const failed = (): Error | undefined => (save.outcome !== undefined && 'error' in save.outcome ? save.outcome.error : undefined);
+  while (!save.created && save.outcome === undefined) await changed();
+  let handle: fsPromises.FileHandle | undefined;
+  try {
+    try {
+      handle = await fsPromises.open(save.temporaryPath, 'r');
+    } catch (cause) {
+      const outcome = save.outcome;
+      if (outcome === undefined || !('file' in outcome)) throw failed() ?? cause;
+      handle = await fsPromises.open(outcome.file.path, 'r');
+    }
+    let offset = 0;
+    for (;;) {
+      const error = failed();
+      if (error !== undefined) throw error;
+      const outcome = save.outcome;
+      const available = outcome !== undefined && 'file' in outcome ? outcome.file.bodyBytes : save.writtenBodyBytes;
+      if (offset < available) {
+        const piece = await readExactly(handle, save.bodyOffset + offset, Math.min(READ_CHUNK_BYTES, available - offset));
+        if (piece.length === 0) throw new SnapError('io', `snapshot file ${save.temporaryPath} is shorter than what was written to it`, { file: save.temporaryPath });
+        offset += piece.length;
+        yield piece;
+      } else if (outcome !== undefined) {
+        return;
+      } else {
+        await changed();
+      }
+    }
+  } finally {
+    await handle?.close().catch(() => undefined);
+  }
+}
+
 async function writeFully(handle: fsPromises.FileHandle, bytes: Uint8Array, position: number): Promise<void> {
   let written = 0;
   while (written < bytes.length) {
@@ -382,8 +506,26 @@ async function writeFully(handle: fsPromises.FileHandle, bytes: Uint8Array, posi
   }
 }
 
+/** Writes `pieces` back to back from `position` (one writev where the kernel takes it all). */
+async function writeAllFully(handle: fsPromises.FileHandle, pieces: readonly Uint8Array[], position: number): Promise<void> {
+  if (pieces.length === 1) return writeFully(handle, pieces[0]!, position);
+  const total = pieces.reduce((sum, piece) => sum + piece.length, 0);
+  const { bytesWritten } = await handle.writev(pieces as Uint8Array[], position);
+  if (bytesWritten >= total) return;
+  // A short writev: the rest one piece at a time.
+  let offset = 0;
+  for (const piece of pieces) {
+    const end = offset + piece.length;
+    if (end > bytesWritten) {
+      const from = Math.max(0, bytesWritten - offset);
+      await writeFully(handle, piece.subarray(from), position + offset + from);
+    }
+    offset = end;
+  }
+}
+
 async function readExactly(handle: fsPromises.FileHandle, position: number, length: number): Promise<Buffer> {
-  const buffer = Buffer.alloc(length);
+  const buffer = Buffer.allocUnsafe(length);
   let filled = 0;
   while (filled < length) {
     const { bytesRead } = await handle.read(buffer, filled, length - filled, position + filled);

@@ -241,4 +241,37 @@ describe('codec: SnapshotChunk', () => {
     const bad3 = decodeSnapshotChunk(raftProtoTypes.SnapshotChunk.encode({ bodyBytes: 5 }).finish());
     assert.equal(bad3.ok, false);
   });
+
+  it('round-trips the header and the trailer of a streamed transfer', () => {
+    const header = { message: makeSnapshotMessage(BIG_ID, MAX_ID, 9), bodyBytes: 0, sha256: '', streamed: true };
+    const first = decodeSnapshotChunk(encodeSnapshotChunk({ header, data: new Uint8Array([7]) }));
+    assert.ok(first.ok, first.ok ? '' : first.error);
+    assert.deepStrictEqual(first.value, { header, data: new Uint8Array([7]) });
+    const trailer = { bodyBytes: 300_000_000, sha256: 'c'.repeat(64) };
+    const last = decodeSnapshotChunk(encodeSnapshotChunk({ trailer, data: new Uint8Array(0) }));
+    assert.ok(last.ok, last.ok ? '' : last.error);
+    assert.deepStrictEqual(last.value.trailer, trailer);
+    assert.equal(last.value.header, undefined);
+  });
+
+  it('refuses a streamed header with a size or digest, a trailer with data or a bad digest, and streamed without a message', () => {
+    const snap = wireMessageOf(makeSnapshotMessage(1n, 2n, 3));
+    const cases = [
+      { message: snap, streamed: true, bodyBytes: 10 },
+      { message: snap, streamed: true, sha256: 'a'.repeat(64) },
+      { bodyBytes: 10, sha256: 'a'.repeat(64), data: new Uint8Array([1]) },
+      { bodyBytes: 10, sha256: 'not hex' },
+      { streamed: true, data: new Uint8Array([1]) },
+    ];
+    for (const fields of cases) {
+      const decoded = decodeSnapshotChunk(raftProtoTypes.SnapshotChunk.encode(fields).finish());
+      assert.equal(decoded.ok, false, JSON.stringify(Object.keys(fields)));
+    }
+  });
 });
+
+/** The wire form of `message` (as the SnapshotChunk's `message` field), for hand-built chunks. */
+function wireMessageOf(message: Message): unknown {
+  const encoded = encodeSnapshotChunk({ header: { message, bodyBytes: 1, sha256: 'a'.repeat(64) }, data: new Uint8Array(0) });
+  return (raftProtoTypes.SnapshotChunk.decode(encoded) as unknown as { message: unknown }).message;
+}

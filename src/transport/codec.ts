@@ -39,16 +39,28 @@ export type DecodeResult<T> =
  */
 export interface SnapshotTransferHeader {
   readonly message: Message;
+  /** 0 in a streamed transfer (the trailer carries it). */
+  readonly bodyBytes: number;
+  /** '' in a streamed transfer (the trailer carries it). */
+  readonly sha256: string;
+  /** The body is sent while it is still being produced; its size and digest follow it. */
+  readonly streamed?: boolean;
+}
+
+/** The size and SHA-256 (64 lowercase hex digits) of a snapshot body. */
+export interface SnapshotBodyDigest {
   readonly bodyBytes: number;
   readonly sha256: string;
 }
 
 /**
  * One `SnapshotChunk` on the wire. Invariant: `header` is set on the first chunk of a transfer
- * and on no other; `data` may be empty.
+ * and on no other; `trailer` only on the last chunk of a streamed transfer, with no data;
+ * `data` may be empty.
  */
 export interface SnapshotChunk {
   readonly header?: SnapshotTransferHeader;
+  readonly trailer?: SnapshotBodyDigest;
   readonly data: Uint8Array;
 }
 
@@ -150,12 +162,15 @@ export function encodeMessageBatch(messages: readonly Message[]): Uint8Array {
 
 /** Encodes one snapshot chunk. Throws only on a bug. */
 export function encodeSnapshotChunk(chunk: SnapshotChunk): Uint8Array {
-  const header = chunk.header;
+  const { header, trailer } = chunk;
+  const streamed = header?.streamed === true;
+  const digest = trailer ?? (header === undefined || streamed ? undefined : header);
   return raftProtoTypes.SnapshotChunk.encode({
     message: header === undefined ? null : wireMessage(header.message),
-    bodyBytes: header === undefined ? 0 : header.bodyBytes,
-    sha256: header === undefined ? '' : header.sha256,
+    bodyBytes: digest?.bodyBytes ?? 0,
+    sha256: digest?.sha256 ?? '',
     data: chunk.data,
+    streamed,
   }).finish();
 }
 
@@ -241,6 +256,7 @@ interface DecodedSnapshotChunk {
   readonly bodyBytes: DecodedLong;
   readonly sha256: string;
   readonly data: Uint8Array;
+  readonly streamed?: boolean;
 }
 
 function entryOf(decoded: DecodedEntry): Entry {
@@ -336,12 +352,21 @@ export function decodeSnapshotChunk(bytes: Uint8Array): DecodeResult<SnapshotChu
     const decoded = raftProtoTypes.SnapshotChunk.decode(input) as unknown as DecodedSnapshotChunk;
     const data = bytesOf(decoded.data);
     const bodyBytes = numberOf(decoded.bodyBytes, 'body_bytes');
+    const streamed = decoded.streamed === true;
     if (decoded.message === null || decoded.message === undefined) {
-      if (bodyBytes !== 0 || decoded.sha256 !== '') fail('snapshot chunk has body_bytes or sha256 but no message');
-      return { data };
+      if (streamed) fail('snapshot chunk is marked streamed but has no message');
+      if (bodyBytes === 0 && decoded.sha256 === '') return { data };
+      // The trailer of a streamed transfer.
+      if (data.length > 0) fail('snapshot trailer chunk carries data');
+      if (!SHA256_HEX_PATTERN.test(decoded.sha256)) fail('snapshot trailer sha256 is not 64 lowercase hex digits');
+      return { trailer: { bodyBytes, sha256: decoded.sha256 }, data };
     }
     const message = messageOf(decoded.message);
     if (message.type !== MessageType.MsgSnap) fail(`snapshot chunk carries message type ${message.type}, not MsgSnap`);
+    if (streamed) {
+      if (bodyBytes !== 0 || decoded.sha256 !== '') fail('streamed snapshot header has body_bytes or sha256 (they come in its trailer)');
+      return { header: { message, bodyBytes: 0, sha256: '', streamed: true }, data };
+    }
     if (!SHA256_HEX_PATTERN.test(decoded.sha256)) fail('snapshot chunk sha256 is not 64 lowercase hex digits');
     return { header: { message, bodyBytes, sha256: decoded.sha256 }, data };
   });

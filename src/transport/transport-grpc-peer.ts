@@ -367,10 +367,13 @@ export class GrpcPeer {
     );
     this.snapshotCalls.add(call);
     const startedAt = Date.now();
+    const streamed = opened.digestAfterBody !== undefined;
+    // Observed after the body (a source that fails rejects it and breaks off the body too).
+    opened.digestAfterBody?.catch(() => undefined);
+    let sentBytes = 0;
     try {
-      const header = { message, bodyBytes: opened.bodyBytes, sha256: opened.sha256 };
+      const header = streamed ? { message, bodyBytes: 0, sha256: '', streamed } : { message, bodyBytes: opened.bodyBytes, sha256: opened.sha256 };
       call.write(asBuffer(encodeSnapshotChunk({ header, data: EMPTY_BYTES })));
-      let sentBytes = 0;
       const chunkBytes = this.context.snapshotChunkBytes;
       for await (const piece of opened.body) {
         for (let offset = 0; offset < piece.length && !finished; offset += chunkBytes) {
@@ -380,7 +383,11 @@ export class GrpcPeer {
         }
         if (finished) break;
       }
-      if (!finished && sentBytes !== opened.bodyBytes) {
+      if (!finished && opened.digestAfterBody !== undefined) {
+        const trailer = await opened.digestAfterBody;
+        if (sentBytes !== trailer.bodyBytes) throw new Error(`snapshot source produced ${sentBytes} bytes, its digest says ${trailer.bodyBytes}`);
+        if (!finished) call.write(asBuffer(encodeSnapshotChunk({ trailer, data: EMPTY_BYTES })));
+      } else if (!finished && sentBytes !== opened.bodyBytes) {
         // The source broke its own contract; the receiver would refuse the body anyway.
         throw new Error(`snapshot source produced ${sentBytes} bytes, announced ${opened.bodyBytes}`);
       }
@@ -391,7 +398,7 @@ export class GrpcPeer {
     }
     const error = await ended;
     this.snapshotCalls.delete(call);
-    const fields = { ...this.logFields(), index: message.snapshot?.metadata.index, bodyBytes: opened.bodyBytes, durationMs: Date.now() - startedAt };
+    const fields = { ...this.logFields(), index: message.snapshot?.metadata.index, bodyBytes: sentBytes, streamed, durationMs: Date.now() - startedAt };
     if (error !== null) {
       this.context.logger.warn('snapshot send failed', { ...fields, code: error.code, details: error.details });
       return 'failure';

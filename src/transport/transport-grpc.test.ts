@@ -364,6 +364,47 @@ describe('GrpcTransport: snapshots', () => {
     assert.deepStrictEqual(b.handler.from(A, MessageType.MsgSnap), [snapshotMessage]);
   });
 
+  it('streams a body whose size and digest are known only after it, and hands Raft the message the sink returns', async () => {
+    const body = randomBytes(3 * 1024 * 1024 + 5);
+    const source = new FixedSnapshotSource(body, 512 * 1024 + 3, false, {});
+    const sink = new MemorySnapshotSink();
+    const rewritten: Message[] = [];
+    const rewriting: SnapshotSink = {
+      receive: async (message, expected, chunks) => {
+        await sink.receive(message, expected, chunks);
+        const delivered = { ...message, context: new Uint8Array([42]) };
+        rewritten.push(delivered);
+        return delivered;
+      },
+    };
+    const a = await startNode(A, { snapshotSource: source });
+    const b = await startNode(B, { snapshotSink: rewriting });
+    connect(a, A, b, B);
+    a.transport.send([makeSnapshotMessage(A, B, 77)]);
+    await waitFor(() => a.handler.snapshotReports.length === 1, 'snapshot outcome', 30_000);
+    assert.deepStrictEqual(a.handler.snapshotReports, [{ id: B, outcome: 'finish' }]);
+    assert.equal(sha256Hex(sink.stored[0]!.body), sha256Hex(body));
+    assert.deepStrictEqual(b.handler.from(A, MessageType.MsgSnap), rewritten, 'the sink\'s message reached Raft');
+    const sent = a.logger.records.find((record) => record.message === 'snapshot sent')?.fields;
+    assert.equal(sent?.['streamed'], true);
+    assert.equal(sent?.['bodyBytes'], body.length);
+  });
+
+  it('refuses a streamed body whose trailer does not match it, and delivers no MsgSnap', async () => {
+    const body = randomBytes(700_000);
+    for (const digestAfterBody of [{ bodyBytes: body.length, sha256: sha256Hex(randomBytes(10)) }, { bodyBytes: body.length + 1, sha256: sha256Hex(body) }]) {
+      const sink = new MemorySnapshotSink();
+      const a = await startNode(A, { snapshotSource: new FixedSnapshotSource(body, 100_000, false, { digestAfterBody }) });
+      const b = await startNode(B, { snapshotSink: sink });
+      connect(a, A, b, B);
+      a.transport.send([makeSnapshotMessage(A, B, 5)]);
+      await waitFor(() => a.handler.snapshotReports.length === 1, 'snapshot outcome');
+      assert.deepStrictEqual(a.handler.snapshotReports, [{ id: B, outcome: 'failure' }]);
+      assert.equal(sink.stored.length, 0);
+      assert.deepStrictEqual(b.handler.messages, []);
+    }
+  });
+
   it('reports failure when the sink rejects, and delivers no MsgSnap', async () => {
     const source = new FixedSnapshotSource(randomBytes(300_000));
     const sink = new MemorySnapshotSink({ reject: true });

@@ -42,6 +42,7 @@ import {
   formatNodeId,
   isWireMessageType,
   removedMemberDetails,
+  type SnapshotBodyDigest,
   type SnapshotSink,
   type SnapshotSource,
   type Transport,
@@ -568,33 +569,48 @@ export class GrpcTransport implements Transport {
     const addressRefusal = this.checkAddresses(message, senderId);
     if (addressRefusal !== undefined) return addressRefusal;
 
-    const bodyBytes = header.bodyBytes;
+    // A streamed transfer announces its size and digest in a trailer after the body.
+    const streamed = header.streamed === true;
+    let trailer: SnapshotBodyDigest | undefined;
+    let receivedBytes = 0;
     const firstData = first.value.value.data;
     let complete = false;
     async function* chunks(): AsyncGenerator<Uint8Array> {
-      let receivedBytes = 0;
       let data: Uint8Array | undefined = firstData;
       for (;;) {
         if (data !== undefined && data.length > 0) {
           receivedBytes += data.length;
-          if (receivedBytes > bodyBytes) throw new Error(`snapshot body exceeds the announced ${bodyBytes} bytes`);
+          if (!streamed && receivedBytes > header!.bodyBytes) throw new Error(`snapshot body exceeds the announced ${header!.bodyBytes} bytes`);
           yield data;
         }
         const next = await iterator.next();
         if (next.done === true) break;
         if (!next.value.ok) throw new Error(`bad SnapshotChunk: ${next.value.error}`);
-        if (next.value.value.header !== undefined) throw new Error('snapshot chunk with a second header');
-        data = next.value.value.data;
+        const chunk = next.value.value;
+        if (chunk.header !== undefined) throw new Error('snapshot chunk with a second header');
+        if (trailer !== undefined) throw new Error('snapshot chunk after the trailer');
+        if (chunk.trailer !== undefined) {
+          if (!streamed) throw new Error('snapshot trailer in a transfer that announced its size and digest');
+          trailer = chunk.trailer;
+        }
+        data = chunk.data;
       }
-      if (receivedBytes !== bodyBytes) {
-        throw new Error(`snapshot body truncated: ${receivedBytes} of ${bodyBytes} bytes`);
-      }
+      const announced = streamed ? trailer?.bodyBytes : header!.bodyBytes;
+      if (announced === undefined) throw new Error(`streamed snapshot ended without its trailer after ${receivedBytes} bytes`);
+      if (receivedBytes !== announced) throw new Error(`snapshot body truncated: ${receivedBytes} of ${announced} bytes`);
       complete = true;
     }
+    const expected = streamed
+      ? (): SnapshotBodyDigest => {
+          if (trailer === undefined || !complete) throw new Error('assertion failed: the digest of a streamed snapshot read before its trailer');
+          return trailer;
+        }
+      : { bodyBytes: header.bodyBytes, sha256: header.sha256 };
 
     const startedAt = Date.now();
+    let delivered: Message;
     try {
-      await this.options.snapshotSink.receive(message, bodyBytes, header.sha256, chunks());
+      delivered = (await this.options.snapshotSink.receive(message, expected, chunks())) ?? message;
     } catch (error) {
       return { code: grpc.status.DATA_LOSS, details: `snapshot not stored: ${error instanceof Error ? error.message : String(error)}` };
     }
@@ -609,10 +625,11 @@ export class GrpcTransport implements Transport {
       local: formatNodeId(this.options.selfId),
       remote: formatNodeId(senderId),
       index: message.snapshot?.metadata.index,
-      bodyBytes,
+      bodyBytes: receivedBytes,
+      streamed,
       durationMs: Date.now() - startedAt,
     });
-    this.options.handler.onMessage(message);
+    this.options.handler.onMessage(delivered);
     return undefined;
   }
 }

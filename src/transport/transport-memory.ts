@@ -12,6 +12,7 @@
 import { MessageType, type Message, type NodeId } from '../raft/types';
 import {
   isWireMessageType,
+  type SnapshotBodyDigest,
   type SnapshotSink,
   type SnapshotSource,
   type Transport,
@@ -169,7 +170,22 @@ export class MemoryTransport implements Transport {
       const receiver = this.network.lookup(message.to);
       if (deliverable && receiver !== undefined && receiver.accepts(message)) {
         const opened = await this.snapshotSource.open(message);
-        if (await receiver.receiveSnapshot(message, opened.bodyBytes, opened.sha256, opened.body)) outcome = 'finish';
+        if (opened.digestAfterBody === undefined) {
+          if (await receiver.receiveSnapshot(message, { bodyBytes: opened.bodyBytes, sha256: opened.sha256 }, opened.body)) outcome = 'finish';
+        } else {
+          // A streamed body: its digest is known once the body has been read to its end.
+          const digestAfterBody = opened.digestAfterBody;
+          let digest: SnapshotBodyDigest | undefined;
+          const body = (async function* () {
+            yield* opened.body;
+            digest = await digestAfterBody;
+          })();
+          const expected = (): SnapshotBodyDigest => {
+            if (digest === undefined) throw new Error('assertion failed: the digest of a streamed snapshot read before its end');
+            return digest;
+          };
+          if (await receiver.receiveSnapshot(message, expected, body)) outcome = 'finish';
+        }
       }
     } catch {
       outcome = 'failure';
@@ -179,13 +195,12 @@ export class MemoryTransport implements Transport {
 
   private async receiveSnapshot(
     message: Message,
-    bodyBytes: number,
-    sha256: string,
+    expected: SnapshotBodyDigest | (() => SnapshotBodyDigest),
     body: AsyncIterable<Uint8Array>,
   ): Promise<boolean> {
-    await this.snapshotSink.receive(message, bodyBytes, sha256, body);
+    const delivered = (await this.snapshotSink.receive(message, expected, body)) ?? message;
     if (!this.accepts(message) || !this.network.canDeliver(message.from, this.selfId)) return false;
-    this.handler.onMessage(message);
+    this.handler.onMessage(delivered);
     return true;
   }
 }

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { MessageType, type Logger, type Message, type NodeId } from '../raft/types';
-import type { SnapshotBody, SnapshotSink, SnapshotSource, TransportHandler } from './transport';
+import type { SnapshotBody, SnapshotBodyDigest, SnapshotSink, SnapshotSource, TransportHandler } from './transport';
 import { makeMessage as makeCoreMessage } from '../raft/message';
 
 /** A message with every field at its zero value except those given (the core's makeMessage). */
@@ -92,24 +92,47 @@ export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-/** A SnapshotSource serving one fixed body, yielded in pieces of `pieceBytes`. */
+/**
+ * A SnapshotSource serving one fixed body, yielded in pieces of `pieceBytes`. `streamed`: as a
+ * body still being produced (its digest known only after the last piece); `digestAfterBody`
+ * then overrides the digest it reports (to show a receiver refusing a wrong one).
+ */
 export class FixedSnapshotSource implements SnapshotSource {
   opened = 0;
   constructor(
     private readonly body: Uint8Array,
     private readonly pieceBytes = 1024 * 1024,
     private readonly failOpen = false,
+    private readonly streamed?: { readonly digestAfterBody?: SnapshotBodyDigest },
   ) {}
 
   async open(): Promise<SnapshotBody> {
     this.opened++;
     if (this.failOpen) throw new Error('source cannot open snapshot');
-    const { body, pieceBytes } = this;
-    async function* pieces(): AsyncGenerator<Uint8Array> {
-      for (let offset = 0; offset < body.length; offset += pieceBytes) yield body.subarray(offset, offset + pieceBytes);
+    const { body, pieceBytes, streamed } = this;
+    const digest = streamed?.digestAfterBody ?? { bodyBytes: body.length, sha256: sha256Hex(body) };
+    if (streamed === undefined) {
+      async function* pieces(): AsyncGenerator<Uint8Array> {
+        for (let offset = 0; offset < body.length; offset += pieceBytes) yield body.subarray(offset, offset + pieceBytes);
+      }
+      return { ...digest, body: pieces() };
     }
-    return { bodyBytes: body.length, sha256: sha256Hex(body), body: pieces() };
+    let produced: (digest: SnapshotBodyDigest) => void = () => {};
+    const digestAfterBody = new Promise<SnapshotBodyDigest>((resolve) => (produced = resolve));
+    async function* growing(): AsyncGenerator<Uint8Array> {
+      for (let offset = 0; offset < body.length; offset += pieceBytes) {
+        await new Promise((resolve) => setImmediate(resolve)); // produced over several turns
+        yield body.subarray(offset, offset + pieceBytes);
+      }
+      produced(digest);
+    }
+    return { bodyBytes: 0, sha256: '', body: growing(), digestAfterBody };
   }
+}
+
+/** The size and digest a sink is to check, whether given upfront or (streamed) after the body. */
+export function expectedDigest(expected: SnapshotBodyDigest | (() => SnapshotBodyDigest)): SnapshotBodyDigest {
+  return typeof expected === 'function' ? expected() : expected;
 }
 
 /**
@@ -123,7 +146,7 @@ export class MemorySnapshotSink implements SnapshotSink {
     private readonly options: { reject?: boolean; beforeEachChunk?: (chunkNumber: number) => Promise<void> } = {},
   ) {}
 
-  async receive(message: Message, bodyBytes: number, sha256: string, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+  async receive(message: Message, expected: SnapshotBodyDigest | (() => SnapshotBodyDigest), chunks: AsyncIterable<Uint8Array>): Promise<void> {
     const pieces: Buffer[] = [];
     for await (const chunk of chunks) {
       this.chunkCount++;
@@ -132,6 +155,7 @@ export class MemorySnapshotSink implements SnapshotSink {
     }
     const body = Buffer.concat(pieces);
     if (this.options.reject === true) throw new Error('sink refuses every snapshot');
+    const { bodyBytes, sha256 } = expectedDigest(expected);
     if (body.length !== bodyBytes) throw new Error(`size mismatch: ${body.length} != ${bodyBytes}`);
     if (sha256Hex(body) !== sha256) throw new Error('checksum mismatch');
     this.stored.push({ message, body });

@@ -10,6 +10,9 @@
  * a MsgSnap to Raft only after the body is durable and verified.
  */
 import { MessageType, type Message, type NodeId } from '../raft/types';
+import type { SnapshotBodyDigest } from './codec';
+
+export type { SnapshotBodyDigest } from './codec';
 
 /**
  * What the transport calls back into the node runtime.
@@ -44,12 +47,19 @@ export function removedMemberDetails(id: NodeId): string {
 
 /** A snapshot body ready to be streamed: its size, checksum and bytes. */
 export interface SnapshotBody {
-  /** Total size of `body` in bytes. */
+  /** Total size of `body` in bytes (ignored when `digestAfterBody` is set). */
   readonly bodyBytes: number;
-  /** SHA-256 of the whole body, 64 lowercase hex digits. */
+  /** SHA-256 of the whole body, 64 lowercase hex digits (ignored when `digestAfterBody` is set). */
   readonly sha256: string;
   /** The body, in pieces of any size; the transport re-chunks it. Iterated at most once. */
   readonly body: AsyncIterable<Uint8Array>;
+  /**
+   * Set when the body is still being produced while it is sent (an image the leader is cutting
+   * right now): its size and SHA-256 are not known in advance. Resolves to them once `body` has
+   * been iterated to its end; the transport sends them after the body (a streamed transfer), and
+   * the receiver checks the body against them before the MsgSnap reaches Raft, as always.
+   */
+  readonly digestAfterBody?: Promise<SnapshotBodyDigest>;
 }
 
 /** Sender side of snapshots, implemented by the node runtime. */
@@ -66,12 +76,15 @@ export interface SnapshotSource {
 export interface SnapshotSink {
   /**
    * Consumes the body of the snapshot that `message` (a MsgSnap) describes. MUST resolve only
-   * after the body is durable and its size and SHA-256 match `bodyBytes` and `sha256`; rejects on
-   * any mismatch or I/O failure. `chunks` throws if the sender breaks off, sends more or fewer
-   * bytes than `bodyBytes`, or sends malformed chunks. The transport delivers `message` through
-   * `TransportHandler.onMessage` ONLY AFTER this resolves.
+   * after the body is durable and its size and SHA-256 match `expected`; rejects on any mismatch
+   * or I/O failure. `expected` is a function in a streamed transfer: it may be called only after
+   * `chunks` has been iterated to its end (it throws before). `chunks` throws if the sender breaks
+   * off, sends more or fewer bytes than announced, or sends malformed chunks. The transport
+   * delivers the MsgSnap through `TransportHandler.onMessage` ONLY AFTER this resolves: the
+   * message this resolves to, or `message` itself if it resolves to nothing (a sink may rewrite
+   * the snapshot's data, which a streamed transfer's sender could not complete).
    */
-  receive(message: Message, bodyBytes: number, sha256: string, chunks: AsyncIterable<Uint8Array>): Promise<void>;
+  receive(message: Message, expected: SnapshotBodyDigest | (() => SnapshotBodyDigest), chunks: AsyncIterable<Uint8Array>): Promise<Message | void>;
 }
 
 /**
