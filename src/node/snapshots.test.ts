@@ -4,8 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { MessageType, type Message, type Snapshot } from '../raft/types';
+import type { SnapshotBodyDigest } from '../transport/transport';
 import { openDurableState, type OpenDurableStateOptions } from './durable-state';
-import { decodeSnapshotDescriptor, hasImage, NodeSnapshots } from './snapshots';
+import { decodeSnapshotDescriptor, hasImage, NodeSnapshots, STREAMED_SNAPSHOT_DATA } from './snapshots';
 import type { RuntimeLogger } from './raft-server';
 
 const SILENT: RuntimeLogger = { debug() {}, info() {}, warn() {}, error() {}, fatal() {} };
@@ -94,6 +95,61 @@ describe('snapshots without a state machine image (log compaction)', () => {
         await state.wal.close();
         await state.stateMachine.close();
       }
+    });
+  });
+});
+
+describe('snapshots sent to a follower', () => {
+  const confState = { voters: [1n], learners: [], removed: [] };
+  const snapMessage = (index: number, data: Uint8Array): Message => ({
+    type: MessageType.MsgSnap, from: 1n, to: 2n, term: 1, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0,
+    snapshot: { metadata: { index, term: 1, confState }, data }, context: new Uint8Array(0),
+  });
+
+  it('streams an image while it is cut; the receiver completes the descriptor and restores it', async () => {
+    await withDataDirectory(async (leaderOptions) => {
+      await withDataDirectory(async (followerOptions) => {
+        const leader = await openDurableState(leaderOptions);
+        const follower = await openDurableState({ ...followerOptions, id: 2n });
+        try {
+          const entries = Array.from({ length: 40 }, (_, i) => put(i + 1, `key-${i % 25}`));
+          await leader.stateMachine.applyEntries(entries);
+          await leader.stateMachine.flush();
+          const leaderSnapshots = new NodeSnapshots(leader.snapshotter, leader.stateMachine);
+          const followerSnapshots = new NodeSnapshots(follower.snapshotter, follower.stateMachine);
+
+          // The leader sends while it cuts: the body is followed as it is written, its digest after it.
+          const cutting = leaderSnapshots.create(40, 1, confState, true);
+          const sent = snapMessage(40, STREAMED_SNAPSHOT_DATA);
+          const opened = await leaderSnapshots.open(sent);
+          assert.ok(opened.digestAfterBody !== undefined, 'an image being cut is streamed');
+          let digest: SnapshotBodyDigest | undefined;
+          const body = (async function* () {
+            yield* opened.body;
+            digest = await opened.digestAfterBody;
+          })();
+          const delivered = await followerSnapshots.receive(sent, () => digest!, body);
+          const data = await cutting;
+          assert.deepEqual(delivered.snapshot?.data, data, 'the receiver put the complete descriptor in place of the streamed one');
+          assert.deepEqual(decodeSnapshotDescriptor(data), digest);
+          // Once the cut is complete, the same snapshot is read from its file, digest known upfront.
+          const again = await leaderSnapshots.open(snapMessage(40, data));
+          assert.equal(again.digestAfterBody, undefined);
+          assert.deepEqual({ bodyBytes: again.bodyBytes, sha256: again.sha256 }, digest);
+
+          await followerSnapshots.restore(delivered.snapshot!);
+          assert.equal(follower.stateMachine.appliedIndex(), 40);
+          for (let i = 0; i < 25; i++) {
+            const last = i + 1 + 25 * Math.floor((39 - i) / 25);
+            assert.deepEqual(await follower.stateMachine.get(`key-${i}`), Buffer.alloc(VALUE_BYTES, last), `key-${i}`);
+          }
+        } finally {
+          for (const state of [leader, follower]) {
+            await state.wal.close();
+            await state.stateMachine.close();
+          }
+        }
+      });
     });
   });
 });
