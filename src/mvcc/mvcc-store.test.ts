@@ -429,10 +429,14 @@ describe('write-behind (level writes follow the apply in the background)', () =>
   test('reads in the past, history and a reopen see applies that level does not hold yet', async () => {
     const gate = gateLevelWrites(t.store);
     for (let i = 1; i <= 20; i++) await t.put(`k${i % 3}`, `v${i}`);
-    assert.equal(gate.held(), 1, 'the writer is blocked on its first batch; later applies queue behind it');
-    assert.equal(t.store.currentRevision(), 21, 'applies are visible at once');
-    // Every past version of k1 (revisions 2, 5, 8, ..., 20) comes from memory, not level.
-    for (let revision = 2; revision <= 21; revision += 3) {
+    assert.equal(gate.held(), 0, 'the writer hands its first batch to level only in the check phase, after the applies');
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.equal(gate.held(), 1, 'the writer is blocked on its first batch');
+    for (let i = 21; i <= 22; i++) await t.put(`k${i % 3}`, `v${i}`);
+    assert.equal(gate.held(), 1, 'later applies queue behind it');
+    assert.equal(t.store.currentRevision(), 23, 'applies are visible at once');
+    // Every past version of k1 (revisions 2, 5, 8, ..., 23) comes from memory, not level.
+    for (let revision = 2; revision <= 23; revision += 3) {
       const [kv] = (await t.get({ key: bytes('k1'), revision })).kvs;
       assert.equal(kv?.value.toString(), `v${revision - 1}`);
     }
@@ -447,10 +451,10 @@ describe('write-behind (level writes follow the apply in the background)', () =>
     gate.release();
     const outcome = await history;
     assert.ok(outcome.ok);
-    assert.equal(outcome.value.events.length, 20);
+    assert.equal(outcome.value.events.length, 22);
     await t.reopen();
-    assert.equal(t.store.appliedIndex(), 20);
-    assert.equal(t.store.currentRevision(), 21);
+    assert.equal(t.store.appliedIndex(), 22);
+    assert.equal(t.store.currentRevision(), 23);
     assert.equal((await t.get({ key: bytes('k2'), revision: 3 })).kvs[0]?.value.toString(), 'v2');
   });
 

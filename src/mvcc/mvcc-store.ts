@@ -737,9 +737,16 @@ export class MvccStore implements TransactionTarget {
     this.writer ??= this.runWriter();
   }
 
-  /** Writes queued applies, all that queued meanwhile in ONE level batch, until none is left. */
+  /**
+   * Writes queued applies, all that queued meanwhile in ONE level batch, until none is left. The
+   * first batch waits for the event loop's check phase: handing a batch to level costs the calling
+   * thread ~0.15 ms on the development VM (the write batch is built and a thread-pool thread woken),
+   * which the apply that queued it would otherwise pay before its waiters (and the client's
+   * response) run.
+   */
   private async runWriter(): Promise<void> {
     try {
+      await new Promise<void>((resolve) => setImmediate(resolve));
       while (this.writeQueue.length > 0) {
         const operations = this.writeQueue;
         const keys = this.writeQueueKeys;
