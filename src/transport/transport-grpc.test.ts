@@ -393,29 +393,13 @@ describe('GrpcTransport: snapshots', () => {
   it('refuses a streamed body whose trailer does not match it, and delivers no MsgSnap', async () => {
     const body = randomBytes(700_000);
     for (const digestAfterBody of [{ bodyBytes: body.length, sha256: sha256Hex(randomBytes(10)) }, { bodyBytes: body.length + 1, sha256: sha256Hex(body) }]) {
-      const sink = new MemorySnapshotSink();
-      const a = await startNode(A, { snapshotSource: new FixedSnapshotSource(body, 100_000, false, { digestAfterBody }) });
-      const b = await startNode(B, { snapshotSink: sink });
-      connect(a, A, b, B);
-      a.transport.send([makeSnapshotMessage(A, B, 5)]);
-      await waitFor(() => a.handler.snapshotReports.length === 1, 'snapshot outcome');
-      assert.deepStrictEqual(a.handler.snapshotReports, [{ id: B, outcome: 'failure' }]);
-      assert.equal(sink.stored.length, 0);
-      assert.deepStrictEqual(b.handler.messages, []);
+      await assertTransferRefused(new FixedSnapshotSource(body, 100_000, false, { digestAfterBody }));
     }
   });
 
   it('reports failure when the sink rejects, and delivers no MsgSnap', async () => {
-    const source = new FixedSnapshotSource(randomBytes(300_000));
-    const sink = new MemorySnapshotSink({ reject: true });
-    const a = await startNode(A, { snapshotSource: source });
-    const b = await startNode(B, { snapshotSink: sink });
-    connect(a, A, b, B);
-    a.transport.send([makeSnapshotMessage(A, B, 5)]);
-    await waitFor(() => a.handler.snapshotReports.length === 1, 'snapshot outcome');
-    assert.deepStrictEqual(a.handler.snapshotReports, [{ id: B, outcome: 'failure' }]);
+    const a = await assertTransferRefused(new FixedSnapshotSource(randomBytes(300_000)), new MemorySnapshotSink({ reject: true }));
     assert.match(String(a.logger.warnings('snapshot send failed')[0]?.fields?.['details']), /sink refuses/);
-    assert.deepStrictEqual(b.handler.messages, []);
   });
 
   it('reports failure when the source cannot open the snapshot', async () => {
@@ -437,14 +421,22 @@ describe('GrpcTransport: snapshots', () => {
         return { bodyBytes: 2000, sha256: sha256Hex(body), body: pieces() };
       },
     };
-    const sink = new MemorySnapshotSink();
-    const a = await startNode(A, { snapshotSource: lying });
-    const b = await startNode(B, { snapshotSink: sink });
-    connect(a, A, b, B);
-    a.transport.send([makeSnapshotMessage(A, B, 5)]);
-    await waitFor(() => a.handler.snapshotReports.length === 1, 'snapshot outcome');
-    assert.deepStrictEqual(a.handler.snapshotReports, [{ id: B, outcome: 'failure' }]);
-    assert.equal(sink.stored.length, 0);
-    assert.deepStrictEqual(b.handler.messages, []);
+    await assertTransferRefused(lying);
   });
 });
+
+/**
+ * Sends a snapshot from `source` to a fresh receiver with `sink`: the transfer fails, nothing is
+ * stored, no MsgSnap reaches Raft. Returns the sender.
+ */
+async function assertTransferRefused(source: SnapshotSource, sink = new MemorySnapshotSink()): Promise<Node> {
+  const a = await startNode(A, { snapshotSource: source });
+  const b = await startNode(B, { snapshotSink: sink });
+  connect(a, A, b, B);
+  a.transport.send([makeSnapshotMessage(A, B, 5)]);
+  await waitFor(() => a.handler.snapshotReports.length === 1, 'snapshot outcome');
+  assert.deepStrictEqual(a.handler.snapshotReports, [{ id: B, outcome: 'failure' }]);
+  assert.equal(sink.stored.length, 0);
+  assert.deepStrictEqual(b.handler.messages, []);
+  return a;
+}
