@@ -1049,19 +1049,20 @@ export class RaftServer extends EventEmitter {
       // With an image, it is pinned at `index` synchronously inside create(), and the followers
       // waiting for it get it while it is cut.
       const creating = this.snapshots.create(index, term, confState, withImage);
-      const served = withImage ? this.sendImageWhileCut(index, term, confState, waiting) : [];
+      const sent = withImage && this.sendImageWhileCut(index, term, confState, waiting);
+      const unserved = sent ? [] : waiting;
       const data = await creating;
       // An image nobody got yet is kept as the newest snapshot for a while (see snapshotDue).
-      this.snapshotImageUnsent = withImage && served.length === 0;
+      this.snapshotImageUnsent = withImage && !sent;
       await this.wal.saveSnapshotMarker({ index, term });
       const created = this.storage.createSnapshot(index, confState, data);
       if (typeof created === 'string') {
         this.logger.warn({ index, outcome: created }, 'snapshot not installed in the log storage');
-        this.releaseFollowersAwaitingImage(waiting.filter((id) => !served.includes(id)));
+        this.releaseFollowersAwaitingImage(unserved);
         return;
       }
       this.snapshotIndex = index;
-      if (withImage) this.releaseFollowersAwaitingImage(waiting.filter((id) => !served.includes(id)));
+      this.releaseFollowersAwaitingImage(unserved);
       const compactIndex = Math.max(1, Math.min(index - this.options.snapshotCatchUpEntries, ...this.snapshotsSentSince.values()));
       if (this.snapshotsSentSince.size > 0) {
         this.logger.info({ index, compactIndex, sentTo: [...this.snapshotsSentSince.keys()].map(String) }, 'log kept from the snapshot last sent to a follower');
@@ -1069,7 +1070,7 @@ export class RaftServer extends EventEmitter {
       this.snapshotsSentSince.clear();
       // Followers installing the image sent while it was cut need the entries after it from the
       // next compaction on, as after any snapshot sent (see send).
-      for (const id of served) this.snapshotsSentSince.set(id, index);
+      if (sent) for (const id of waiting) this.snapshotsSentSince.set(id, index);
       if (compactIndex > this.storage.firstIndex()) this.storage.compact(compactIndex);
       await this.wal.releaseTo(index);
       await this.snapshots.release(index);
@@ -1087,11 +1088,12 @@ export class RaftServer extends EventEmitter {
    * cut: the two stages took about the same time, one after the other. The MsgSnap is built here,
    * not by the core, whose newest snapshot is still the one without an image; the core keeps
    * each follower in its snapshot state until the transfer's outcome is reported, and the
-   * follower's acknowledgement of `index` moves it on. Returns the followers served; the caller
-   * keeps the log after `index` for them (snapshotsSentSince) once its own compaction is done.
+   * follower's acknowledgement of `index` moves it on. Returns whether they were sent (not when
+   * this node no longer leads); the caller keeps the log after `index` for them
+   * (snapshotsSentSince) once its own compaction is done.
    */
-  private sendImageWhileCut(index: LogIndex, term: number, confState: ConfState, waiting: readonly NodeId[]): NodeId[] {
-    if (this.role !== Role.Leader || waiting.length === 0) return [];
+  private sendImageWhileCut(index: LogIndex, term: number, confState: ConfState, waiting: readonly NodeId[]): boolean {
+    if (this.role !== Role.Leader || waiting.length === 0) return false;
     const messages = waiting.map((to) =>
       makeMessage(MessageType.MsgSnap, to, {
         from: this.id,
@@ -1103,7 +1105,7 @@ export class RaftServer extends EventEmitter {
     this.logger.info({ to: waiting.map(String), index }, 'sending the snapshot image while it is cut');
     this.metrics?.peerMessagesSent.inc(messages.length);
     this.transport.send(messages);
-    return [...waiting];
+    return true;
   }
 
   /** A cut finished: followers that asked for an image meanwhile get the next cut. */
@@ -1121,16 +1123,16 @@ export class RaftServer extends EventEmitter {
     return (async () => {
       const started = Date.now();
       const creating = this.snapshots.create(index, term, confState, true);
-      const served = this.sendImageWhileCut(index, term, confState, waiting);
-      for (const id of served) this.snapshotsSentSince.set(id, index);
+      const sent = this.sendImageWhileCut(index, term, confState, waiting);
+      if (sent) for (const id of waiting) this.snapshotsSentSince.set(id, index);
       const data = await creating;
       const current = this.storage.snapshot();
       if (typeof current === 'string' || current.metadata.index !== index) {
         throw new Error(`assertion failed: the snapshot at ${index} to replace is no longer the newest`);
       }
-      this.snapshotImageUnsent = served.length === 0;
+      this.snapshotImageUnsent = !sent;
       this.storage.replaceSnapshotData(data);
-      this.releaseFollowersAwaitingImage(waiting.filter((id) => !served.includes(id)));
+      this.releaseFollowersAwaitingImage(sent ? [] : waiting);
       this.metrics?.snapshots.inc({ event: 'created' });
       this.logger.info({ index, term, withImage: true, durationMs: Date.now() - started }, 'snapshot saved in place of the one without an image');
     })()

@@ -59,12 +59,6 @@ const READ_CHUNK_BYTES = 1024 * 1024;
 /** Bytes of body gathered into one write when a snapshot is stored. */
 const WRITE_GATHER_BYTES = 1024 * 1024;
 
-/** A body's size and SHA-256 (lowercase hex). */
-export interface BodyDigest {
-  readonly bodyBytes: number;
-  readonly sha256: string;
-}
-
 /** The body of a snapshot that {@link Snapshotter.save} is still writing, followed as it grows. */
 export interface FollowedBody {
   /** The body from its first byte; throws if the save fails. Iterated at most once. */
@@ -72,6 +66,11 @@ export interface FollowedBody {
   /** The body's size and digest, once the save has completed (the file is durable). */
   readonly digest: Promise<BodyDigest>;
 }
+
+/** A body's size and SHA-256, as a complete file's trailer has them. */
+type BodyDigest = Pick<SnapshotFile, 'bodyBytes' | 'sha256'>;
+
+type SaveOutcome = { readonly file: SnapshotFile } | { readonly error: Error };
 
 /** A save that shares its body while it writes it (see {@link Snapshotter.followSave}). */
 interface SharedSave {
@@ -81,9 +80,10 @@ interface SharedSave {
   created: boolean;
   /** Body bytes written to the file so far (in order: writes complete one after another). */
   writtenBodyBytes: number;
-  outcome: { readonly file: SnapshotFile } | { readonly error: Error } | undefined;
+  outcome: SaveOutcome | undefined;
   readonly digest: Promise<BodyDigest>;
-  settleDigest(outcome: SharedSave['outcome']): void;
+  /** Sets the outcome and settles the digest with it. */
+  settle(outcome: SaveOutcome): void;
   /** Woken (and dropped) at every change of the fields above. */
   wakers: (() => void)[];
 }
@@ -311,10 +311,10 @@ export class Snapshotter {
       await this.syncDirectory();
       this.logger.info('saved snapshot', { file: finalPath, index: metadata.index, term: metadata.term, bodyBytes });
       const saved: SnapshotFile = { path: finalPath, metadata, bodyBytes, sha256 };
-      progress((save) => save.settleDigest({ file: saved }));
+      progress((save) => save.settle({ file: saved }));
       return saved;
     } catch (error) {
-      progress((save) => save.settleDigest({ error: error instanceof Error ? error : new Error(String(error)) }));
+      progress((save) => save.settle({ error: error instanceof Error ? error : new Error(String(error)) }));
       throw error;
     } finally {
       if (shared !== undefined && this.shared.get(finalName) === shared) this.shared.delete(finalName);
@@ -447,9 +447,8 @@ function sharedSave(temporaryPath: string, bodyOffset: number): SharedSave {
   digest.catch(() => undefined); // a save nobody follows must not leave an unhandled rejection
   const save: SharedSave = {
     temporaryPath, bodyOffset, created: false, writtenBodyBytes: 0, outcome: undefined, digest, wakers: [],
-    settleDigest(outcome) {
+    settle(outcome) {
       save.outcome = outcome;
-      if (outcome === undefined) return;
       if ('file' in outcome) resolve({ bodyBytes: outcome.file.bodyBytes, sha256: outcome.file.sha256 });
       else reject(outcome.error);
     },

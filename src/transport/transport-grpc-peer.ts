@@ -372,7 +372,8 @@ export class GrpcPeer {
     opened.digestAfterBody?.catch(() => undefined);
     let sentBytes = 0;
     try {
-      const header = streamed ? { message, bodyBytes: 0, sha256: '', streamed } : { message, bodyBytes: opened.bodyBytes, sha256: opened.sha256 };
+      // A streamed header carries no size or digest (encodeSnapshotChunk leaves them out).
+      const header = { message, bodyBytes: opened.bodyBytes, sha256: opened.sha256, streamed };
       call.write(asBuffer(encodeSnapshotChunk({ header, data: EMPTY_BYTES })));
       const chunkBytes = this.context.snapshotChunkBytes;
       for await (const piece of opened.body) {

@@ -571,6 +571,7 @@ export class GrpcTransport implements Transport {
 
     // A streamed transfer announces its size and digest in a trailer after the body.
     const streamed = header.streamed === true;
+    const announcedBytes = header.bodyBytes;
     let trailer: SnapshotBodyDigest | undefined;
     let receivedBytes = 0;
     const firstData = first.value.value.data;
@@ -580,7 +581,7 @@ export class GrpcTransport implements Transport {
       for (;;) {
         if (data !== undefined && data.length > 0) {
           receivedBytes += data.length;
-          if (!streamed && receivedBytes > header!.bodyBytes) throw new Error(`snapshot body exceeds the announced ${header!.bodyBytes} bytes`);
+          if (!streamed && receivedBytes > announcedBytes) throw new Error(`snapshot body exceeds the announced ${announcedBytes} bytes`);
           yield data;
         }
         const next = await iterator.next();
@@ -595,7 +596,7 @@ export class GrpcTransport implements Transport {
         }
         data = chunk.data;
       }
-      const announced = streamed ? trailer?.bodyBytes : header!.bodyBytes;
+      const announced = streamed ? trailer?.bodyBytes : announcedBytes;
       if (announced === undefined) throw new Error(`streamed snapshot ended without its trailer after ${receivedBytes} bytes`);
       if (receivedBytes !== announced) throw new Error(`snapshot body truncated: ${receivedBytes} of ${announced} bytes`);
       complete = true;
