@@ -213,7 +213,9 @@ export class KvStore {
    */
   async persist(): Promise<void> {
     await this.flush();
-    await this.enqueue(() => makeWritesDurable(this.db));
+    await this.enqueue(async () => {
+      await makeWritesDurable(this.db);
+    });
   }
 
   /** The applied index: the last entry index applied (durable once {@link flush} resolved). */

@@ -7,8 +7,9 @@
  * - WITHOUT an image (body of 0 bytes): what log compaction cuts every --snapshot-count entries.
  *   The state machine's own stores hold the state; they are made durable (fsynced) at or past the
  *   snapshot's index before the snapshot is saved, so the WAL entries it covers may go. Cutting
- *   one costs a memtable write, not a copy of the whole store (a million keys took 5–12 s and
- *   left ~200 MiB of level's table pages mapped in every member).
+ *   one costs a synchronous level write (and at most a memtable written out as a table), not a
+ *   copy of the whole store (a million keys took 5–12 s and left ~200 MiB of level's table pages
+ *   mapped in every member).
  * - WITH an image (the whole state machine): cut only when a follower needs a snapshot and the
  *   newest one has no image (see RaftServer), and what a follower receives and restores.
  *
