@@ -149,6 +149,26 @@ for (const thread of ['worker', 'caller'] as const) {
   });
 }
 
+// The batches above are about 10 KiB each: gathered whole into one level batch by default, one
+// by one (each larger than the gather size, the window filling up), or a few at a time with a
+// remainder written at close.
+for (const gatherBytes of [1, 25_000]) {
+  test(`a worker batch writer gathering ${gatherBytes} bytes per level batch writes every record, even when the caller reuses its buffers`, async () => {
+    const { batches, expected } = recordBatches(40);
+    const writer = openBatchWriter(db, 'worker', gatherBytes);
+    const scratch = Buffer.alloc(20_000);
+    for (const batch of batches) {
+      // The caller's bytes are overwritten as soon as put returns: the writer must have copied them.
+      batch.bytes.copy(scratch);
+      const reused = { bytes: scratch.subarray(0, batch.bytes.length), bounds: batch.bounds };
+      await writer.put(reused);
+      scratch.fill(0xee);
+    }
+    await writer.close();
+    assert.deepEqual(await collect('caller'), expected);
+  });
+}
+
 test('a worker writer that cannot open the store rejects with the reason', async () => {
   await db.close();
   await db.open(); // without multithreading: the worker's open finds the store locked

@@ -369,34 +369,89 @@ export function batchOperations(batch: RecordBatch): Array<{ type: 'put'; key: B
 }
 
 /**
+ * Bytes a worker writer gathers from the caller's batches before handing them to LevelDB as one
+ * batch. A restore's image frames are about 64 KiB each; gathered into 1 MiB batches, a
+ * 1M-record restore took 4.72–5.34 s instead of 5.55–5.97 s (four alternating pairs): fewer,
+ * larger level writes and fewer hand-offs to the worker.
+ */
+export const WRITE_GATHER_BYTES = 1 << 20;
+
+/**
+ * Copies the caller's record batches into one buffer of its own (the caller's bytes may be views
+ * into larger buffers, and may be reused once `add` returns), rebasing their bounds.
+ */
+class BatchGatherer {
+  private buffer: Buffer | undefined;
+  private used = 0;
+  private bounds: number[] = [];
+
+  constructor(private readonly capacityBytes: number) {}
+
+  /** Bytes gathered so far. */
+  get bytes(): number {
+    return this.used;
+  }
+
+  /** Whether `batch` fits beside what is gathered (anything fits an empty gatherer). */
+  fits(batch: RecordBatch): boolean {
+    return this.used === 0 || this.used + batch.bytes.length <= this.buffer!.length;
+  }
+
+  /** Copies `batch` in; it MUST fit. */
+  add(batch: RecordBatch): void {
+    if (this.buffer === undefined) this.buffer = Buffer.allocUnsafeSlow(Math.max(this.capacityBytes, batch.bytes.length));
+    const at = this.used;
+    this.used += batch.bytes.copy(this.buffer, at);
+    for (const bound of batch.bounds) this.bounds.push(bound + at);
+  }
+
+  /** The gathered records as transferable buffers; the gatherer starts empty again. */
+  take(): { bytes: ArrayBuffer; bounds: ArrayBuffer } {
+    // A buffer from allocUnsafeSlow is not pooled: its ArrayBuffer holds exactly these bytes
+    // (plus the unused tail, which the bounds never reach).
+    const bytes = this.buffer!.buffer as ArrayBuffer;
+    const bounds = Uint32Array.from(this.bounds).buffer;
+    this.buffer = undefined;
+    this.used = 0;
+    this.bounds = [];
+    return { bytes, bounds };
+  }
+}
+
+/**
  * A writer of record batches into `db`, up to {@link WRITE_WINDOW} batches at a time (LevelDB
  * merges concurrent writes into one: with one batch at a time, a restore of a million records
- * waited 3.6 s of 7.6 for level). On the worker ('worker', or 'auto'), the batches are also
- * converted into level's operations and handed to LevelDB on that thread (classic-level's batch
- * call is a fifth of a restore's main thread otherwise). `db` must have been opened with
+ * waited 3.6 s of 7.6 for level). On the worker ('worker', or 'auto'), the caller's batches are
+ * gathered into batches of about `gatherBytes` ({@link WRITE_GATHER_BYTES} by default), converted
+ * into level's operations and handed to LevelDB on that thread (classic-level's batch call is a
+ * fifth of a restore's main thread otherwise). `db` must have been opened with
  * `multithreading: true` for the worker.
  */
-export function openBatchWriter(db: BatchWritableLevel, thread: LevelThread = 'auto'): BatchWriter {
+export function openBatchWriter(db: BatchWritableLevel, thread: LevelThread = 'auto', gatherBytes = WRITE_GATHER_BYTES): BatchWriter {
   if (chooseThread(thread, true) === 'caller') return callerBatchWriter(db);
   const worker = new LevelWorker({ kind: 'write', location: db.location });
+  const gathered = new BatchGatherer(gatherBytes);
   let queued = 0;
   const written = async (): Promise<void> => {
     const reply = await worker.next();
     if (reply.kind !== 'written') throw new Error(`level worker: unexpected '${reply.kind}' reply to a put`);
     queued--;
   };
+  const post = (): void => {
+    const { bytes, bounds } = gathered.take();
+    worker.post({ kind: 'put', bytes, bounds }, [bytes, bounds]);
+    queued++;
+  };
   return {
     async put(batch: RecordBatch): Promise<void> {
-      // The worker takes a copy it owns: the caller's bytes may be a view into a larger buffer.
-      const bytes = Buffer.allocUnsafeSlow(batch.bytes.length);
-      batch.bytes.copy(bytes);
-      const bounds = Uint32Array.from(batch.bounds);
-      worker.post({ kind: 'put', bytes: bytes.buffer as ArrayBuffer, bounds: bounds.buffer }, [bytes.buffer as ArrayBuffer, bounds.buffer]);
-      queued++;
+      if (!gathered.fits(batch)) post();
+      gathered.add(batch);
+      if (gathered.bytes >= gatherBytes) post();
       while (queued >= WRITE_WINDOW) await written();
     },
     async close(): Promise<void> {
       try {
+        if (gathered.bytes > 0) post();
         while (queued > 0) await written();
       } finally {
         worker.post({ kind: 'close' });
