@@ -1,14 +1,18 @@
 /**
  * RaftServer's Ready loop with a WAL whose saves the test releases by hand: committed entries
  * already in the durable log are applied (and their proposers answered) without waiting for the
- * save of the new entries that came in the same Ready, and never before their own save.
+ * save of the new entries that came in the same Ready, and never before their own save. And with
+ * snapshot cuts the test releases by hand: a follower that needs an image while one is being cut
+ * and sent joins that transfer, and no second image is cut for it.
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { bootstrapEntries } from '../raft/bootstrap';
+import { makeMessage } from '../raft/message';
 import { MemoryStorage } from '../raft/storage';
-import type { Entry, HardState, LogIndex, NodeId } from '../raft/types';
+import { MessageType, type ConfState, type Entry, type HardState, type LogIndex, type Message, type NodeId } from '../raft/types';
 import { durablePrefixLength, RaftServer, type RuntimeLogger, type StateMachinePort, type WalPort, type WriteResult } from './raft-server';
+import { encodeSnapshotDescriptor, STREAMED_SNAPSHOT_DATA } from './snapshots';
 import type { StateMachineEntry } from './state-machine';
 import type { ApplyResult } from '../mvcc/mvcc-store';
 
@@ -186,4 +190,84 @@ test('durablePrefixLength: the committed entries below the first new one', () =>
   assert.equal(durablePrefixLength(entries(5, 6, 7), entries(7, 8)), 2);
   assert.equal(durablePrefixLength(entries(5, 6, 7), entries(5)), 0);
   assert.equal(durablePrefixLength([], entries(9)), 0);
+});
+
+test('a follower that needs an image while one is being cut joins its transfer; no second image is cut', async () => {
+  const FOLLOWER_A: NodeId = 2n;
+  const FOLLOWER_B: NodeId = 3n;
+  // A single voter (so it commits alone) with two learners, its log compacted behind a snapshot
+  // without an image: a learner that is behind needs an image cut for it.
+  const storage = new MemoryStorage();
+  const confState: ConfState = { voters: [NODE], learners: [FOLLOWER_A, FOLLOWER_B], removed: [] };
+  storage.applySnapshot({ metadata: { index: 10, term: 1, confState }, data: encodeSnapshotDescriptor({ bodyBytes: 0, sha256: '' }) });
+  const hardState: HardState = { term: 1, vote: 0n, commit: 10 };
+  storage.setHardState(hardState);
+  const wal = new HeldWal();
+  wal.savedThrough = 10;
+  const cuts: Array<{ index: LogIndex; withImage: boolean; finish: (data: Uint8Array) => void }> = [];
+  const sent: Message[] = [];
+  const logged: string[] = [];
+  const recording: RuntimeLogger = { ...silent, info: (_fields, message) => void logged.push(message) };
+  const server = new RaftServer({
+    options: {
+      id: NODE,
+      tickMs: 10,
+      electionTicks: 3,
+      heartbeatTicks: 1,
+      snapshotCount: 1_000_000,
+      snapshotCatchUpEntries: 10,
+      requestTimeoutMs: 20_000,
+      readMode: 'readindex',
+      flagPeerUrls: new Map([[NODE, 'http://127.0.0.1:1']]),
+    },
+    storage,
+    persistedHardState: hardState,
+    snapshotIndex: 10,
+    wal,
+    stateMachine: new RecordingStateMachine(wal),
+    snapshots: {
+      create: (index, _term, _confState, withImage) => new Promise((resolve) => cuts.push({ index, withImage, finish: resolve })),
+      restore: () => Promise.reject(new Error('nothing is restored in this test')),
+      release: () => Promise.resolve(),
+    },
+    transport: { send: (messages) => void sent.push(...messages), addPeer: () => undefined, removePeer: () => undefined },
+    logger: recording,
+    random: () => 0,
+  });
+  /** The learner refuses the leader's first append, as one whose log is far behind does. */
+  const refuseFirstAppend = async (follower: NodeId): Promise<void> => {
+    await until(() => sent.some((m) => m.to === follower && m.type === MessageType.MsgApp), `an append to ${follower}`);
+    const append = sent.find((m) => m.to === follower && m.type === MessageType.MsgApp)!;
+    server.step(makeMessage(MessageType.MsgAppResp, NODE, { from: follower, term: append.term, index: append.index, reject: true, rejectHint: 0 }));
+  };
+  const snapshotsTo = (follower: NodeId) => sent.filter((m) => m.to === follower && m.type === MessageType.MsgSnap);
+  server.start();
+  try {
+    await until(() => server.isLeader(), 'the single voter to lead');
+    await refuseFirstAppend(FOLLOWER_A);
+    await until(() => cuts.length === 1 && snapshotsTo(FOLLOWER_A).length === 1, 'an image cut, sent to the first learner while it is cut');
+    const cut = cuts[0]!;
+    assert.equal(cut.withImage, true);
+    assert.deepEqual(snapshotsTo(FOLLOWER_A)[0]!.snapshot?.data, STREAMED_SNAPSHOT_DATA);
+
+    // The second learner asks while that cut is still running: it is sent the same image at once.
+    await refuseFirstAppend(FOLLOWER_B);
+    await until(() => snapshotsTo(FOLLOWER_B).length === 1, 'the image being cut, sent to the second learner');
+    const joined = snapshotsTo(FOLLOWER_B)[0]!;
+    assert.equal(joined.snapshot?.metadata.index, cut.index);
+    assert.deepEqual(joined.snapshot?.data, STREAMED_SNAPSHOT_DATA);
+    assert.deepEqual(joined.snapshot?.metadata.confState, confState);
+    assert.equal(cuts.length, 1, 'the cut is still the first one');
+
+    cut.finish(encodeSnapshotDescriptor({ bodyBytes: 1234, sha256: 'ab'.repeat(32) }));
+    await until(() => logged.some((message) => message.startsWith('snapshot saved')), 'the image in the log storage');
+    // A second cut would be queued on the apply queue as the first one settles, so before the
+    // apply of a write proposed now.
+    await within(server.proposeWrite(put('after the cut')), 5_000, 'a write after the cut');
+    assert.equal(cuts.length, 1, 'no second image was cut for the learner that joined');
+    assert.equal(snapshotsTo(FOLLOWER_B).length, 1);
+  } finally {
+    for (const cut of cuts.slice(1)) cut.finish(encodeSnapshotDescriptor({ bodyBytes: 1, sha256: 'cd'.repeat(32) }));
+    await server.stop();
+  }
 });

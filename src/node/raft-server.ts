@@ -227,6 +227,13 @@ export class RaftServer extends EventEmitter {
    */
   private readonly followersAwaitingImage = new Set<NodeId>();
   /**
+   * The image being cut while followers receive it (see {@link sendImageWhileCut}), and who was
+   * sent it: a follower that needs an image meanwhile joins that transfer (the transport reads
+   * the snapshot file from its first byte) instead of waiting for a cut of its own. Cleared once
+   * the image is in the log storage.
+   */
+  private imageInFlight: { readonly index: LogIndex; readonly term: number; readonly confState: ConfState; readonly recipients: Set<NodeId> } | undefined;
+  /**
    * A snapshot with an image was cut for a follower and no MsgSnap has carried it yet: cuts
    * without an image wait (up to {@link IMAGE_SNAPSHOT_KEPT_CUTS} snapshot counts), so they do not
    * replace it before the core sends it.
@@ -829,11 +836,16 @@ export class RaftServer extends EventEmitter {
   }
 
   /**
-   * Follower `to` needs a snapshot and the newest (at `index`) has no image: has the apply queue
-   * cut one with an image. The core keeps the follower in its snapshot state (no report yet) until
+   * Follower `to` needs a snapshot and the newest (at `index`) has no image: it joins the image
+   * being cut, if one is being sent, or has the apply queue cut one with an image. The core keeps
+   * the follower in its snapshot state (no report yet) until the transfer's outcome, or until
    * {@link releaseFollowersAwaitingImage}.
    */
   private requestSnapshotImage(to: NodeId, index: LogIndex): void {
+    if (this.imageInFlight !== undefined && this.role === Role.Leader) {
+      this.streamImage(this.imageInFlight, [to], 'joining the snapshot image being cut');
+      return;
+    }
     if (this.followersAwaitingImage.size === 0) {
       this.logger.info({ to: to.toString(), index, applied: this.appliedIndex }, 'a follower needs a snapshot; cutting one with a state machine image');
     }
@@ -1050,19 +1062,22 @@ export class RaftServer extends EventEmitter {
       // waiting for it get it while it is cut.
       const creating = this.snapshots.create(index, term, confState, withImage);
       const sent = withImage && this.sendImageWhileCut(index, term, confState, waiting);
-      const unserved = sent ? [] : waiting;
       const data = await creating;
       // An image nobody got yet is kept as the newest snapshot for a while (see snapshotDue).
       this.snapshotImageUnsent = withImage && !sent;
       await this.wal.saveSnapshotMarker({ index, term });
       const created = this.storage.createSnapshot(index, confState, data);
+      const recipients = this.endImageInFlight();
+      // With the image in the log storage, the core sends it to whoever still waits for one (it
+      // was not streamed to them) rather than a second cut being made for them.
+      const released = withImage ? [...this.followersAwaitingImage] : [];
       if (typeof created === 'string') {
         this.logger.warn({ index, outcome: created }, 'snapshot not installed in the log storage');
-        this.releaseFollowersAwaitingImage(unserved);
+        this.releaseFollowersAwaitingImage(released);
         return;
       }
       this.snapshotIndex = index;
-      this.releaseFollowersAwaitingImage(unserved);
+      this.releaseFollowersAwaitingImage(released);
       const compactIndex = Math.max(1, Math.min(index - this.options.snapshotCatchUpEntries, ...this.snapshotsSentSince.values()));
       if (this.snapshotsSentSince.size > 0) {
         this.logger.info({ index, compactIndex, sentTo: [...this.snapshotsSentSince.keys()].map(String) }, 'log kept from the snapshot last sent to a follower');
@@ -1070,7 +1085,7 @@ export class RaftServer extends EventEmitter {
       this.snapshotsSentSince.clear();
       // Followers installing the image sent while it was cut need the entries after it from the
       // next compaction on, as after any snapshot sent (see send).
-      if (sent) for (const id of waiting) this.snapshotsSentSince.set(id, index);
+      for (const id of recipients) this.snapshotsSentSince.set(id, index);
       if (compactIndex > this.storage.firstIndex()) this.storage.compact(compactIndex);
       await this.wal.releaseTo(index);
       await this.snapshots.release(index);
@@ -1088,27 +1103,48 @@ export class RaftServer extends EventEmitter {
    * cut: the two stages took about the same time, one after the other. The MsgSnap is built here,
    * not by the core, whose newest snapshot is still the one without an image; the core keeps
    * each follower in its snapshot state until the transfer's outcome is reported, and the
-   * follower's acknowledgement of `index` moves it on. Returns whether they were sent (not when
-   * this node no longer leads); the caller keeps the log after `index` for them
-   * (snapshotsSentSince) once its own compaction is done.
+   * follower's acknowledgement of `index` moves it on. Followers that need an image before the
+   * cut is in the log storage join it ({@link imageInFlight}). Returns whether it was sent (not
+   * when this node no longer leads); the caller keeps the log after `index` for every follower
+   * it was sent to (snapshotsSentSince) once its own compaction is done.
    */
   private sendImageWhileCut(index: LogIndex, term: number, confState: ConfState, waiting: readonly NodeId[]): boolean {
     if (this.role !== Role.Leader || waiting.length === 0) return false;
-    const messages = waiting.map((to) =>
-      makeMessage(MessageType.MsgSnap, to, {
+    this.imageInFlight = { index, term, confState, recipients: new Set() };
+    this.streamImage(this.imageInFlight, waiting, 'sending the snapshot image while it is cut');
+    return true;
+  }
+
+  /** Sends followers `to` a MsgSnap for `image`, which is being cut (see {@link sendImageWhileCut}). */
+  private streamImage(image: NonNullable<RaftServer['imageInFlight']>, to: readonly NodeId[], logMessage: string): void {
+    const { index, term, confState } = image;
+    const messages = to.map((id) =>
+      makeMessage(MessageType.MsgSnap, id, {
         from: this.id,
         term: this.term,
         snapshot: { metadata: { index, term, confState }, data: STREAMED_SNAPSHOT_DATA },
       }),
     );
-    for (const to of waiting) this.followersAwaitingImage.delete(to);
-    this.logger.info({ to: waiting.map(String), index }, 'sending the snapshot image while it is cut');
+    for (const id of to) {
+      this.followersAwaitingImage.delete(id);
+      image.recipients.add(id);
+    }
+    this.logger.info({ to: to.map(String), index }, logMessage);
     this.metrics?.peerMessagesSent.inc(messages.length);
     this.transport.send(messages);
-    return true;
   }
 
-  /** A cut finished: followers that asked for an image meanwhile get the next cut. */
+  /** The image being cut is in the log storage: who was sent it while it was cut. */
+  private endImageInFlight(): NodeId[] {
+    const recipients = [...(this.imageInFlight?.recipients ?? [])];
+    this.imageInFlight = undefined;
+    return recipients;
+  }
+
+  /**
+   * A cut finished: followers that asked for an image during a cut without one (none was being
+   * sent for them to join) get the next cut.
+   */
   private snapshotSettled(): void {
     this.snapshotInFlight = undefined;
     if (this.followersAwaitingImage.size > 0 && !this.stopped) this.snapshotOnApplyQueue();
@@ -1124,7 +1160,6 @@ export class RaftServer extends EventEmitter {
       const started = Date.now();
       const creating = this.snapshots.create(index, term, confState, true);
       const sent = this.sendImageWhileCut(index, term, confState, waiting);
-      if (sent) for (const id of waiting) this.snapshotsSentSince.set(id, index);
       const data = await creating;
       const current = this.storage.snapshot();
       if (typeof current === 'string' || current.metadata.index !== index) {
@@ -1132,7 +1167,8 @@ export class RaftServer extends EventEmitter {
       }
       this.snapshotImageUnsent = !sent;
       this.storage.replaceSnapshotData(data);
-      this.releaseFollowersAwaitingImage(sent ? [] : waiting);
+      for (const id of this.endImageInFlight()) this.snapshotsSentSince.set(id, index);
+      this.releaseFollowersAwaitingImage([...this.followersAwaitingImage]);
       this.metrics?.snapshots.inc({ event: 'created' });
       this.logger.info({ index, term, withImage: true, durationMs: Date.now() - started }, 'snapshot saved in place of the one without an image');
     })()
