@@ -11,7 +11,7 @@ import { bootstrapEntries } from '../raft/bootstrap';
 import { makeMessage } from '../raft/message';
 import { MemoryStorage } from '../raft/storage';
 import { MessageType, type ConfState, type Entry, type HardState, type LogIndex, type Message, type NodeId } from '../raft/types';
-import { durablePrefixLength, RaftServer, type RuntimeLogger, type StateMachinePort, type WalPort, type WriteResult } from './raft-server';
+import { durablePrefixLength, RaftServer, type RaftServerDeps, type RuntimeLogger, type StateMachinePort, type WalPort, type WriteResult } from './raft-server';
 import { encodeSnapshotDescriptor, STREAMED_SNAPSHOT_DATA } from './snapshots';
 import type { StateMachineEntry } from './state-machine';
 import type { ApplyResult } from '../mvcc/mvcc-store';
@@ -89,13 +89,8 @@ class RecordingStateMachine implements StateMachinePort {
 
 const silent: RuntimeLogger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined, fatal: () => undefined };
 
-function singleNodeServer(wal: HeldWal, stateMachine: RecordingStateMachine): RaftServer {
-  const storage = new MemoryStorage();
-  const entries = bootstrapEntries([NODE]);
-  const hardState: HardState = { term: 1, vote: 0n, commit: entries.length };
-  storage.append(entries);
-  storage.setHardState(hardState);
-  wal.savedThrough = entries.length;
+/** Node 1 on fast ticks, with no snapshots, no peers and no logging unless `deps` says otherwise. */
+function testServer(deps: Pick<RaftServerDeps, 'storage' | 'persistedHardState' | 'snapshotIndex' | 'wal' | 'stateMachine'> & Partial<RaftServerDeps>): RaftServer {
   return new RaftServer({
     options: {
       id: NODE,
@@ -108,11 +103,6 @@ function singleNodeServer(wal: HeldWal, stateMachine: RecordingStateMachine): Ra
       readMode: 'readindex',
       flagPeerUrls: new Map([[NODE, 'http://127.0.0.1:1']]),
     },
-    storage,
-    persistedHardState: hardState,
-    snapshotIndex: 0,
-    wal,
-    stateMachine,
     snapshots: {
       create: () => Promise.reject(new Error('no snapshots in this test')),
       restore: () => Promise.reject(new Error('no snapshots in this test')),
@@ -121,7 +111,18 @@ function singleNodeServer(wal: HeldWal, stateMachine: RecordingStateMachine): Ra
     transport: { send: () => undefined, addPeer: () => undefined, removePeer: () => undefined },
     logger: silent,
     random: () => 0,
+    ...deps,
   });
+}
+
+function singleNodeServer(wal: HeldWal, stateMachine: RecordingStateMachine): RaftServer {
+  const storage = new MemoryStorage();
+  const entries = bootstrapEntries([NODE]);
+  const hardState: HardState = { term: 1, vote: 0n, commit: entries.length };
+  storage.append(entries);
+  storage.setHardState(hardState);
+  wal.savedThrough = entries.length;
+  return testServer({ storage, persistedHardState: hardState, snapshotIndex: 0, wal, stateMachine });
 }
 
 const put = (key: string) => ({ kind: 'put' as const, request: { key: Buffer.from(key), value: Buffer.from('v') } });
@@ -208,18 +209,7 @@ test('a follower that needs an image while one is being cut joins its transfer; 
   const sent: Message[] = [];
   const logged: string[] = [];
   const recording: RuntimeLogger = { ...silent, info: (_fields, message) => void logged.push(message) };
-  const server = new RaftServer({
-    options: {
-      id: NODE,
-      tickMs: 10,
-      electionTicks: 3,
-      heartbeatTicks: 1,
-      snapshotCount: 1_000_000,
-      snapshotCatchUpEntries: 10,
-      requestTimeoutMs: 20_000,
-      readMode: 'readindex',
-      flagPeerUrls: new Map([[NODE, 'http://127.0.0.1:1']]),
-    },
+  const server = testServer({
     storage,
     persistedHardState: hardState,
     snapshotIndex: 10,
@@ -232,7 +222,6 @@ test('a follower that needs an image while one is being cut joins its transfer; 
     },
     transport: { send: (messages) => void sent.push(...messages), addPeer: () => undefined, removePeer: () => undefined },
     logger: recording,
-    random: () => 0,
   });
   /** The learner refuses the leader's first append, as one whose log is far behind does. */
   const refuseFirstAppend = async (follower: NodeId): Promise<void> => {
