@@ -252,6 +252,44 @@ describe('Snapshotter', () => {
     assert.equal(snapshotter.followSave(metadataAt(61, 6)), undefined);
   });
 
+  it('gives a reader that starts in the middle of a shared save the whole body, from its first byte', async () => {
+    // How a follower that needs an image joins a transfer already under way (RaftServer imageInFlight).
+    const dir = freshDir();
+    const snapshotter = new Snapshotter(dir);
+    const first = Buffer.alloc(3 * 1024 * 1024, 7);
+    const second = Buffer.alloc(2 * 1024 * 1024 + 5, 9);
+    let releaseSecond!: () => void;
+    const secondReleased = new Promise<void>((resolve) => (releaseSecond = resolve));
+    async function* gated(): AsyncIterable<Uint8Array> {
+      yield first;
+      await secondReleased;
+      yield second;
+    }
+    const metadata = metadataAt(62, 6);
+    const saving = snapshotter.save(metadata, gated(), { share: true });
+    const temporaryBytes = (): number => {
+      if (!fs.existsSync(dir)) return 0; // the snapshotter creates its directory on the first save
+      const name = snapshotNames(dir).find((candidate) => candidate.endsWith('.snap.tmp'));
+      return name === undefined ? 0 : fs.statSync(path.join(dir, name)).size;
+    };
+    const deadline = Date.now() + 10_000;
+    while (temporaryBytes() < first.length) {
+      assert.ok(Date.now() < deadline, 'the first part reached the file');
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const late = snapshotter.followSave(metadata);
+    assert.ok(late !== undefined, 'the save is still in progress');
+    const reading = (async () => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of late.body) chunks.push(Buffer.from(chunk));
+      return Buffer.concat(chunks);
+    })();
+    releaseSecond();
+    const saved = await saving;
+    assert.ok((await reading).equals(Buffer.concat([first, second])), 'every byte, in order, from the first');
+    assert.deepEqual(await late.digest, { bodyBytes: first.length + second.length, sha256: saved.sha256 });
+  });
+
   it('fails the reader of a shared save that fails, and does not share an unshared save', async () => {
     const dir = freshDir();
     const snapshotter = new Snapshotter(dir);
