@@ -183,7 +183,7 @@ function maybeSendSnapshot(r: Raft, to: NodeId, progress: Progress): boolean {
   assert(snapshot.metadata.index > 0, 'maybeSendSnapshot: entries compacted but the snapshot is empty');
   progress.becomeSnapshot(snapshot.metadata.index);
   r.send(makeMessage(MessageType.MsgSnap, to, { snapshot }));
-  r.logger.info('raft: sent snapshot', { id: r.id, to, index: snapshot.metadata.index });
+  r.logger.info('raft: MsgSnap for a follower behind the log', { id: r.id, to, index: snapshot.metadata.index });
   return true;
 }
 
