@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Logger, SnapshotMetadata } from '../raft/types';
 import { SnapError, Snapshotter } from './snapshotter';
+import { waitFor } from '../transport/transport-test-support';
 
 const CHUNK_BYTES = 64 * 1024;
 
@@ -272,11 +273,7 @@ describe('Snapshotter', () => {
       const name = snapshotNames(dir).find((candidate) => candidate.endsWith('.snap.tmp'));
       return name === undefined ? 0 : fs.statSync(path.join(dir, name)).size;
     };
-    const deadline = Date.now() + 10_000;
-    while (temporaryBytes() < first.length) {
-      assert.ok(Date.now() < deadline, 'the first part reached the file');
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
+    await waitFor(() => temporaryBytes() >= first.length, 'the first part to reach the file');
     const late = snapshotter.followSave(metadata);
     assert.ok(late !== undefined, 'the save is still in progress');
     const reading = (async () => {
