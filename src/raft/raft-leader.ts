@@ -133,11 +133,15 @@ export function flushPendingAppends(r: Raft, sendIfEmpty = false): void {
   broadcastAppend(r, sendIfEmpty);
 }
 
-/** Sends MsgApp to every peer (empty ones too when `sendIfEmpty`), filling each pipeline window. */
-export function broadcastAppend(r: Raft, sendIfEmpty: boolean): void {
+/**
+ * Sends MsgApp to every peer (empty ones too when `sendIfEmpty`), filling each pipeline window.
+ * `emptyIsCommitOnly` (the commit broadcast) marks the empty ones to replicating followers
+ * commit-only (see {@link maybeSendAppend}).
+ */
+export function broadcastAppend(r: Raft, sendIfEmpty: boolean, emptyIsCommitOnly = false): void {
   for (const id of r.tracker.progress.keys()) {
     if (id === r.id) continue;
-    if (maybeSendAppend(r, id, sendIfEmpty)) while (maybeSendAppend(r, id, false));
+    if (maybeSendAppend(r, id, sendIfEmpty, emptyIsCommitOnly)) while (maybeSendAppend(r, id, false));
   }
 }
 
@@ -145,8 +149,16 @@ export function broadcastAppend(r: Raft, sendIfEmpty: boolean): void {
  * Sends one MsgApp to `to` if its progress allows (Raft §5.3): the entries from `next`, bounded by
  * maxSizePerMsgBytes, preceded by (next-1, its term) for the consistency check. Falls back to a
  * snapshot if those entries were compacted. Returns true if a message was sent.
+ *
+ * With `emptyIsCommitOnly`, an empty MsgApp to a follower in Replicate state is commit-only: it
+ * tells the follower the commit index, and a follower whose log matches does not answer it
+ * (Message.commitOnly). Nothing is lost by the silence: in Replicate state everything up to
+ * `next - 1` went out in MsgApps of their own, each answered. If one of them is lost, a
+ * heartbeat response finds `match` behind and sends an empty MsgApp that is answered; a rejected
+ * commit-only MsgApp is answered too. Only the commit broadcast asks for this: elsewhere an
+ * empty MsgApp is sent to learn what the follower holds.
  */
-export function maybeSendAppend(r: Raft, to: NodeId, sendIfEmpty: boolean): boolean {
+export function maybeSendAppend(r: Raft, to: NodeId, sendIfEmpty: boolean, emptyIsCommitOnly = false): boolean {
   const progress = r.tracker.progress.get(to);
   if (progress === undefined || progress.isPaused()) return false;
   const previousIndex = progress.next - 1;
@@ -155,14 +167,14 @@ export function maybeSendAppend(r: Raft, to: NodeId, sendIfEmpty: boolean): bool
   const entries = r.log.entriesFrom(progress.next, r.config.maxSizePerMsgBytes);
   if (typeof entries === 'string') return maybeSendSnapshot(r, to, progress);
   if (entries.length === 0 && !sendIfEmpty) return false;
-  r.send(
-    makeMessage(MessageType.MsgApp, to, {
-      index: previousIndex,
-      logTerm: previousTerm,
-      entries,
-      commit: r.log.committed,
-    }),
-  );
+  const message = makeMessage(MessageType.MsgApp, to, {
+    index: previousIndex,
+    logTerm: previousTerm,
+    entries,
+    commit: r.log.committed,
+  });
+  if (emptyIsCommitOnly && entries.length === 0 && progress.state === ProgressState.Replicate) message.commitOnly = true;
+  r.send(message);
   const last = entries.length === 0 ? previousIndex : entries[entries.length - 1]!.index;
   progress.sentEntries(entries.length, last, entries.length === 0 ? 0 : payloadSizeBytes(entries));
   return true;
@@ -204,7 +216,7 @@ export function maybeCommit(r: Raft): boolean {
 /** After the commit index moved: serve reads waiting for this term's first commit, and tell the followers. */
 export function afterCommit(r: Raft): void {
   releasePendingReadIndexMessages(r);
-  broadcastAppend(r, true);
+  broadcastAppend(r, true, true);
 }
 
 function handleAppendResponse(r: Raft, m: Message, progress: Progress): void {
@@ -221,7 +233,10 @@ function handleAppendResponse(r: Raft, m: Message, progress: Progress): void {
     return;
   }
   const wasPaused = progress.isPaused();
-  if (!progress.maybeUpdate(m.index)) return;
+  // A probe that finds the follower already holding everything the leader knows it holds (an
+  // empty probe at `match`) moves nothing, but proves the log matches there: replicate from now.
+  const probeMatched = progress.state === ProgressState.Probe && m.index === progress.match;
+  if (!progress.maybeUpdate(m.index) && !probeMatched) return;
   switch (progress.state) {
     case ProgressState.Probe:
       progress.becomeReplicate();

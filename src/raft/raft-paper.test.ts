@@ -399,6 +399,74 @@ test('§5.3 fast back-off: the leader skips a whole conflicting term in one roun
   assert.equal(follower.raft.log.term(8), 3);
 });
 
+test('§5.3 the commit broadcast is commit-only and not answered', () => {
+  const net = Network.bootstrap([1, 2, 3]);
+  net.elect(1);
+  net.stabilize();
+  net.sent = [];
+  net.propose(1, 'a');
+  net.stabilize();
+  for (const follower of [2n, 3n]) {
+    const appends = net.sent.filter((m) => m.type === MessageType.MsgApp && m.to === follower);
+    assert.deepEqual(
+      appends.map((m) => [m.entries.length, m.commitOnly === true]),
+      [
+        [1, false],
+        [0, true],
+      ],
+      `follower ${follower}: the entry, then the commit index alone`,
+    );
+    const answers = net.sent.filter((m) => m.type === MessageType.MsgAppResp && m.from === follower);
+    assert.deepEqual(answers.map((m) => m.index), [appends[0]!.entries[0]!.index], `follower ${follower} acknowledges only the entry`);
+    assert.equal(net.node(Number(follower)).raft.log.committed, net.node(1).raft.log.committed);
+  }
+  for (const id of [1, 2, 3]) assert.deepEqual(net.get(id).applied, ['a']);
+});
+
+test('§5.3 a follower that silently lost an entry and its commit-only MsgApp catches up on the next heartbeat', () => {
+  const net = Network.bootstrap([1, 2, 3]);
+  net.elect(1);
+  net.stabilize();
+  net.isolate(3);
+  net.propose(1, 'a');
+  net.stabilize();
+  net.heal();
+  assert.deepEqual(net.get(3).applied, []);
+  net.sent = [];
+  net.tickAll(1);
+  const [recovery] = net.sent.filter((m) => m.type === MessageType.MsgApp && m.to === 3n);
+  assert.equal(recovery?.entries.length, 0);
+  assert.notEqual(recovery?.commitOnly, true, 'sent to learn what 3 holds: answered');
+  assert.deepEqual(net.get(3).applied, ['a']);
+});
+
+test('§5.3 an empty MsgApp to a follower whose acknowledgement is missing is not commit-only, and is answered', () => {
+  const net = Network.bootstrap([1, 2, 3]);
+  net.elect(1);
+  net.stabilize();
+  // The leader has sent everything to 3 but lost track of what 3 holds (Probe from match).
+  net.node(1).reportUnreachable(3n);
+  net.sent = [];
+  net.tickAll(1);
+  const [probe] = net.sent.filter((m) => m.type === MessageType.MsgApp && m.to === 3n);
+  assert.equal(probe?.entries.length, 0);
+  assert.notEqual(probe?.commitOnly, true);
+  const [answer] = net.sent.filter((m) => m.type === MessageType.MsgAppResp && m.from === 3n);
+  assert.equal(answer?.index, probe?.index);
+  // The answer proves 3 holds everything: the probe ends at once, with no entry to acknowledge.
+  assert.equal(net.node(1).status().progress?.get(3n)?.state, ProgressState.Replicate);
+});
+
+test('§5.3 a follower answers a commit-only MsgApp whose preceding entry it lacks', () => {
+  const net = Network.lone(2, [1, 2, 3]);
+  net.node(2).step(msg(MessageType.MsgApp, 1, 2, { term: 2, index: 10, logTerm: 2, commit: 10, commitOnly: true }));
+  net.processReadies();
+  const [response] = net.take(MessageType.MsgAppResp);
+  assert.equal(response?.reject, true);
+  assert.equal(response?.index, 10);
+  assert.equal(net.node(2).raft.log.committed, 3);
+});
+
 test('§5.3 a follower commits up to min(leader commit, last new entry)', () => {
   const net = Network.lone(2, [1, 2, 3]);
   net.node(2).step(msg(MessageType.MsgApp, 1, 2, { term: 2, index: 3, logTerm: 1, entries: [entry(4, 2, 'a')], commit: 9 }));

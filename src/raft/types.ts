@@ -186,6 +186,13 @@ export interface Message {
   context: Uint8Array;
   /** MsgPropReject: why the proposals were refused. */
   reason?: RejectReason;
+  /**
+   * MsgApp of the commit broadcast: no entries, only the commit index, to a replicating follower
+   * that was sent every entry up to `index` in MsgApps it answers. A follower whose log matches
+   * at `index` takes the commit index and does not answer (the answer would tell the leader
+   * nothing new, and costs it a wake-up per follower and commit); a mismatch is answered.
+   */
+  commitOnly?: boolean;
 }
 
 /** A node's role. Pre-candidate is the pre-vote phase (thesis §9.6). */

@@ -40,6 +40,7 @@ function fullMessage(type: MessageType): Message {
     rejectHint: 12,
     context: new TextEncoder().encode('transfer'),
     reason: 'not-leader',
+    commitOnly: true,
   };
   return message;
 }

@@ -145,6 +145,7 @@ function wireMessage(message: Message): object {
     rejectHint: message.rejectHint,
     context: message.context,
     reason: message.reason ?? '',
+    commitOnly: message.commitOnly === true,
   };
 }
 
@@ -250,6 +251,7 @@ interface DecodedMessage {
   readonly rejectHint: DecodedLong;
   readonly context: Uint8Array;
   readonly reason: string;
+  readonly commitOnly: boolean;
 }
 interface DecodedSnapshotChunk {
   readonly message: DecodedMessage | null;
@@ -314,6 +316,7 @@ function messageOf(decoded: DecodedMessage): Message {
     if (!REJECT_REASONS.has(decoded.reason)) fail(`unknown reject reason ${JSON.stringify(decoded.reason)}`);
     message.reason = decoded.reason as RejectReason;
   }
+  if (decoded.commitOnly) message.commitOnly = true;
   return message;
 }
 
