@@ -15,7 +15,7 @@ import * as grpc from '@grpc/grpc-js';
 import { etcdServiceDefinition, type EtcdServiceName, type ProtoObject } from '../src/api/grpc/etcd-proto';
 import { Cluster, pickFreePort } from '../src/testing/jepsen/cluster';
 import { waitUntil } from '../src/testing/jepsen/wait-until';
-import { runLoad, type LoadResult } from './load';
+import { combineResults, runLoad, type LoadResult } from './load';
 
 const VALUE = Buffer.alloc(256, 'v');
 const KEY_SPACE = 10_000;
@@ -166,45 +166,63 @@ async function warmUp(label: string, target: BenchTarget, progress: (line: strin
   }
 }
 
-/** Runs the etcd-API workloads against `target` and names each result `label: …`. */
-export async function etcdWorkloads(label: string, target: BenchTarget, seconds: number, progress: (line: string) => void): Promise<LoadResult[]> {
-  await warmUp(label, target, progress);
-  const clients = connect(target.endpoints, 8);
-  const options = { serverPids: target.pids, counters: () => target.counters() };
-  const results: LoadResult[] = [];
-  try {
-    const pick = (client: number) => clients[client % clients.length]!;
-    progress(`${label}: Put, 64 clients over 8 connections, ${seconds}s`);
-    results.push(
-      await runLoad(`${label} Put, 64 clients / 8 conns`, 64, seconds, async (client, sequence) => {
-        await unary(pick(client), 'Put', { key: Buffer.from(`bench/${(client * 7919 + sequence) % KEY_SPACE}`), value: VALUE });
-      }, options),
-    );
-    progress(`${label}: Put, 1 client (on the leader), ${seconds}s`);
-    const [leader] = connect([await leaderEndpoint(target.endpoints)], 1);
-    try {
-      results.push(
-        await runLoad(`${label} Put, 1 client (leader)`, 1, seconds, async (_client, sequence) => {
-          await unary(leader!, 'Put', { key: Buffer.from(`bench/${sequence % KEY_SPACE}`), value: VALUE });
-        }, options),
-      );
-    } finally {
-      leader!.close();
-    }
-    for (const serializable of [false, true]) {
-      const mode = serializable ? 'serializable' : 'linearizable';
-      progress(`${label}: Range ${mode}, 64 clients over 8 connections, ${seconds}s`);
-      results.push(
-        await runLoad(`${label} Range ${mode}, 64 clients / 8 conns`, 64, seconds, async (client, sequence) => {
-          await unary(pick(client), 'Range', { key: Buffer.from(`bench/${(client * 7919 + sequence) % KEY_SPACE}`), serializable });
-        }, options),
-      );
-    }
-  } finally {
-    for (const client of clients) client.close();
-  }
-  return results;
+/**
+ * One workload of the comparison: `run` measures it against one system for `seconds` (with
+ * runLoad's unmeasured second before) and names the result `<label> <name>`.
+ */
+export interface Workload {
+  readonly name: string;
+  /** What the progress line says it does. */
+  readonly description: string;
+  run(label: string, target: BenchTarget, seconds: number): Promise<LoadResult>;
 }
+
+/** Runs `operation` from `clients` clients over `connections` connections spread over the members. */
+function spreadWorkload(name: string, description: string, clients: number, connections: number, request: (sequence: number, client: number) => { method: string; body: ProtoObject }): Workload {
+  return {
+    name,
+    description,
+    async run(label, target, seconds) {
+      const channels = connect(target.endpoints, connections);
+      try {
+        return await runLoad(`${label} ${name}`, clients, seconds, async (client, sequence) => {
+          const { method, body } = request(sequence, client);
+          await unary(channels[client % channels.length]!, method, body);
+        }, { serverPids: target.pids, counters: () => target.counters() });
+      } finally {
+        for (const channel of channels) channel.close();
+      }
+    },
+  };
+}
+
+const benchKey = (prefix: string, client: number, sequence: number) => Buffer.from(`${prefix}/${(client * 7919 + sequence) % KEY_SPACE}`);
+
+/** The etcd-API workloads whose ratios are the targets: Put at 64 clients and at 1, Range both ways. */
+export const ETCD_WORKLOADS: readonly Workload[] = [
+  spreadWorkload('Put, 64 clients / 8 conns', 'Put, 64 clients over 8 connections', 64, 8, (sequence, client) => ({ method: 'Put', body: { key: benchKey('bench', client, sequence), value: VALUE } })),
+  {
+    name: 'Put, 1 client (leader)',
+    description: 'Put, 1 client (on the leader)',
+    async run(label, target, seconds) {
+      const [leader] = connect([await leaderEndpoint(target.endpoints)], 1);
+      try {
+        return await runLoad(`${label} Put, 1 client (leader)`, 1, seconds, async (_client, sequence) => {
+          await unary(leader!, 'Put', { key: Buffer.from(`bench/${sequence % KEY_SPACE}`), value: VALUE });
+        }, { serverPids: target.pids, counters: () => target.counters() });
+      } finally {
+        leader!.close();
+      }
+    },
+  },
+  ...[false, true].map((serializable) => {
+    const mode = serializable ? 'serializable' : 'linearizable';
+    return spreadWorkload(`Range ${mode}, 64 clients / 8 conns`, `Range ${mode}, 64 clients over 8 connections`, 64, 8, (sequence, client) => ({
+      method: 'Range',
+      body: { key: benchKey('bench', client, sequence), serializable },
+    }));
+  }),
+];
 
 /** Client counts of the concurrency sweep. */
 export const SWEEP_CLIENTS: readonly number[] = [1, 8, 64, 256];
@@ -214,30 +232,62 @@ export const SWEEP_CLIENTS: readonly number[] = [1, 8, 64, 256];
  * (over min(clients, 8) connections), so the scaling curve is visible. Results are named
  * `<label> <workload> @<clients>`.
  */
-export async function etcdSweep(label: string, target: BenchTarget, seconds: number, progress: (line: string) => void): Promise<LoadResult[]> {
-  await warmUp(label, target, progress);
+export const SWEEP_WORKLOADS: readonly Workload[] = SWEEP_CLIENTS.flatMap((clients) => [
+  spreadWorkload(`Put @${clients}`, `sweep, Put, ${clients} clients`, clients, Math.min(clients, 8), (sequence, client) => ({ method: 'Put', body: { key: benchKey('sweep', client, sequence), value: VALUE } })),
+  spreadWorkload(`Range linearizable @${clients}`, `sweep, Range linearizable, ${clients} clients`, clients, Math.min(clients, 8), (sequence, client) => ({
+    method: 'Range',
+    body: { key: benchKey('sweep', client, sequence) },
+  })),
+]);
+
+/** A system under test and the label its results carry. */
+export interface LabelledTarget {
+  readonly label: string;
+  readonly target: BenchTarget;
+}
+
+/** Measures each workload against one system, `seconds` each. */
+export async function runWorkloads(system: LabelledTarget, workloads: readonly Workload[], seconds: number, progress: (line: string) => void): Promise<LoadResult[]> {
+  await warmUp(system.label, system.target, progress);
   const results: LoadResult[] = [];
-  const options = { serverPids: target.pids, counters: () => target.counters() };
-  for (const clientCount of SWEEP_CLIENTS) {
-    const clients = connect(target.endpoints, Math.min(clientCount, 8));
-    try {
-      const pick = (client: number) => clients[client % clients.length]!;
-      progress(`${label}: sweep, ${clientCount} clients, ${seconds}s each`);
-      results.push(
-        await runLoad(`${label} Put @${clientCount}`, clientCount, seconds, async (client, sequence) => {
-          await unary(pick(client), 'Put', { key: Buffer.from(`sweep/${(client * 7919 + sequence) % KEY_SPACE}`), value: VALUE });
-        }, options),
-      );
-      results.push(
-        await runLoad(`${label} Range linearizable @${clientCount}`, clientCount, seconds, async (client, sequence) => {
-          await unary(pick(client), 'Range', { key: Buffer.from(`sweep/${(client * 7919 + sequence) % KEY_SPACE}`) });
-        }, options),
-      );
-    } finally {
-      for (const client of clients) client.close();
-    }
+  for (const workload of workloads) {
+    progress(`${system.label}: ${workload.description}, ${seconds}s`);
+    results.push(await workload.run(system.label, system.target, seconds));
   }
   return results;
+}
+
+/**
+ * Measures each workload against both systems, taking turns: A, B, B, A, each for half of
+ * `seconds`, and combines each system's two halves (see combineResults). Both clusters run
+ * throughout, the idle one only heartbeating. Measured one system after the other, the two
+ * figures of a workload were minutes apart, and this shared host's speed drifts by 10 % and more
+ * over minutes (docs/PERFORMANCE.md, "Run-to-run spread"); in turns, a drift that is steady over
+ * the four runs weighs on both systems alike.
+ */
+export async function runWorkloadsInTurns(
+  first: LabelledTarget,
+  second: LabelledTarget,
+  workloads: readonly Workload[],
+  seconds: number,
+  progress: (line: string) => void,
+): Promise<[LoadResult[], LoadResult[]]> {
+  await warmUp(first.label, first.target, progress);
+  await warmUp(second.label, second.target, progress);
+  const half = seconds / 2;
+  const firstResults: LoadResult[] = [];
+  const secondResults: LoadResult[] = [];
+  for (const workload of workloads) {
+    progress(`${first.label} / ${second.label} in turns (A B B A): ${workload.description}, 4 × ${half}s`);
+    const parts: Record<'first' | 'second', LoadResult[]> = { first: [], second: [] };
+    for (const turn of ['first', 'second', 'second', 'first'] as const) {
+      const system = turn === 'first' ? first : second;
+      parts[turn].push(await workload.run(system.label, system.target, half));
+    }
+    firstResults.push(combineResults(`${first.label} ${workload.name}`, parts.first));
+    secondResults.push(combineResults(`${second.label} ${workload.name}`, parts.second));
+  }
+  return [firstResults, secondResults];
 }
 
 /** Options of {@link startReferenceEtcd}. */

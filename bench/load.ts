@@ -24,6 +24,8 @@ export interface LoadResult {
   readonly clientCpuMicrosPerOp: number;
   /** How much each of the servers' counters (LoadOptions.counters) grew while measuring. */
   readonly counterDeltas?: Readonly<Record<string, number>>;
+  /** Every measured latency (ms), ascending: what {@link combineResults} merges. */
+  readonly latenciesMs: readonly number[];
 }
 
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ: 100 on every Linux we run on). */
@@ -99,7 +101,6 @@ export async function runLoad(name: string, clients: number, seconds: number, op
   stop = true;
   await Promise.all(workers);
   latencies.sort((a, b) => a - b);
-  const percentile = (q: number) => (latencies.length === 0 ? NaN : latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!);
   return {
     name,
     clients,
@@ -107,12 +108,57 @@ export async function runLoad(name: string, clients: number, seconds: number, op
     errors,
     seconds: elapsedSeconds,
     operationsPerSecond: latencies.length / elapsedSeconds,
-    p50Ms: percentile(0.5),
-    p99Ms: percentile(0.99),
+    p50Ms: percentile(latencies, 0.5),
+    p99Ms: percentile(latencies, 0.99),
     errorSamples,
     clientCpuMicrosPerOp: latencies.length === 0 ? NaN : (clientCpu.user + clientCpu.system) / latencies.length,
     ...(counterDeltas === undefined ? {} : { counterDeltas }),
     ...(serverPids.length > 0 ? { serverCpuMicrosPerOp: latencies.length === 0 ? NaN : (serverCpuSeconds * 1e6) / latencies.length } : {}),
+    latenciesMs: latencies,
+  };
+}
+
+/** The `q` quantile of ascending `sorted` (NaN when empty). */
+function percentile(sorted: readonly number[], q: number): number {
+  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+/**
+ * One result from several measured runs of the same workload (taken in turns with another
+ * system's, see etcd-bench.ts): operations, time, CPU and counters summed, percentiles over
+ * every latency of every run.
+ */
+export function combineResults(name: string, parts: readonly LoadResult[]): LoadResult {
+  const first = parts[0];
+  if (first === undefined) throw new Error('combineResults: no results');
+  const operations = parts.reduce((sum, part) => sum + part.operations, 0);
+  const seconds = parts.reduce((sum, part) => sum + part.seconds, 0);
+  const latencies = parts.flatMap((part) => part.latenciesMs).sort((a, b) => a - b);
+  // Per-operation CPU back to totals, summed, and divided by all the operations again.
+  const perOperation = (value: (part: LoadResult) => number | undefined): number | undefined => {
+    if (parts.some((part) => value(part) === undefined)) return undefined;
+    const total = parts.reduce((sum, part) => sum + (part.operations === 0 ? 0 : value(part)! * part.operations), 0);
+    return operations === 0 ? NaN : total / operations;
+  };
+  const serverCpuMicrosPerOp = perOperation((part) => part.serverCpuMicrosPerOp);
+  const counterNames = first.counterDeltas === undefined ? [] : Object.keys(first.counterDeltas);
+  const counterDeltas = parts.every((part) => part.counterDeltas !== undefined)
+    ? Object.fromEntries(counterNames.map((counter) => [counter, parts.reduce((sum, part) => sum + (part.counterDeltas![counter] ?? 0), 0)]))
+    : undefined;
+  return {
+    name,
+    clients: first.clients,
+    operations,
+    errors: parts.reduce((sum, part) => sum + part.errors, 0),
+    seconds,
+    operationsPerSecond: operations / seconds,
+    p50Ms: percentile(latencies, 0.5),
+    p99Ms: percentile(latencies, 0.99),
+    errorSamples: parts.flatMap((part) => part.errorSamples).slice(0, 5),
+    clientCpuMicrosPerOp: perOperation((part) => part.clientCpuMicrosPerOp)!,
+    ...(counterDeltas === undefined ? {} : { counterDeltas }),
+    ...(serverCpuMicrosPerOp === undefined ? {} : { serverCpuMicrosPerOp }),
+    latenciesMs: latencies,
   };
 }
 

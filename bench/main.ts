@@ -8,7 +8,8 @@
  *    throughput with 64 clients spread over the three nodes. 256-byte values throughout.
  * 3. The etcd v3 API (bench/etcd-bench.ts): Put and Range with 64 clients over 8 gRPC
  *    connections, and single-client Put, against raftkv and — when Debian's etcd-server is
- *    installed — against a three-member etcd 3.4 started here, with the ratio ours/etcd.
+ *    installed — against a three-member etcd 3.4 started here beside it, each workload measured
+ *    on both in turns (A B B A), with the ratio ours/etcd.
  * 4. The cache tier (bench/cache-bench.ts) in front of the raftkv cluster: hit throughput and
  *    p99 through the HTTP front and through gRPC, and the cost of a miss.
  * 5. Watch (bench/watch-bench.ts): many watchers on one prefix under an open-loop Put rate; every
@@ -27,7 +28,7 @@ import path from 'node:path';
 import { Cluster } from '../src/testing/jepsen/cluster';
 import { waitUntil } from '../src/testing/jepsen/wait-until';
 import { HttpClient, formatRow, runLoad, type LoadResult } from './load';
-import { WARMUP_SECONDS, etcdSweep, etcdWorkloads, startRaftkvForEtcdBench, startReferenceEtcd } from './etcd-bench';
+import { ETCD_WORKLOADS, SWEEP_WORKLOADS, WARMUP_SECONDS, runWorkloads, runWorkloadsInTurns, startRaftkvForEtcdBench, startReferenceEtcd, type ReferenceEtcd, type Workload } from './etcd-bench';
 import { cacheBench } from './cache-bench';
 import { watchBench, watchTable, type WatchBenchOptions } from './watch-bench';
 import { decoderCostComparison } from './watch-decoder';
@@ -165,8 +166,9 @@ const KEYS_DEFAULT = 1_000_000;
 const USAGE = `usage: npm run bench -- [--seconds N] [--only ${SECTIONS.join(',')}] [--no-write]
                          [--watchers N] [--watch-streams N] [--put-rate R] [--keys N]
 
-  --seconds N        seconds per workload (default 10; the sweep uses half; the watch section
-                     puts for N seconds, after an unmeasured 5 s warm-up on another prefix)
+  --seconds N        seconds per workload (default 10; the sweep uses half; beside etcd each
+                     system gets two turns of half that; the watch section puts for N seconds,
+                     after an unmeasured 5 s warm-up on another prefix)
   --only LIST        run only these sections (comma-separated); the table is written to
                      docs/PERFORMANCE.md only when every section ran
   --no-write         print the table, leave docs/PERFORMANCE.md alone
@@ -295,30 +297,30 @@ async function main(): Promise<void> {
   let etcdSweepResults: LoadResult[] | undefined;
   if (sections.has('etcd') || sections.has('sweep') || sections.has('cache')) {
     progress('etcd API: starting a three-node raftkv cluster');
-    const ours = await startRaftkvForEtcdBench(CLI_PATH, COMPARISON_FLAGS);
+    const ours = { label: 'raftkv', target: await startRaftkvForEtcdBench(CLI_PATH, COMPARISON_FLAGS) };
+    let reference: ReferenceEtcd | undefined;
     try {
-      if (sections.has('etcd')) oursResults = await etcdWorkloads('raftkv', ours, seconds, progress);
-      if (sections.has('sweep')) oursSweep = await etcdSweep('raftkv', ours, sweepSeconds, progress);
+      if (sections.has('etcd') || sections.has('sweep')) {
+        progress('etcd API: starting a three-member etcd 3.4 (if installed) beside it');
+        reference = await startReferenceEtcd({ extraFlags: COMPARISON_FLAGS });
+        if (reference === undefined) progress('etcd 3.4 is not installed (apt install etcd-server): no side-by-side figures');
+      }
+      // Each workload against both systems in turns (see runWorkloadsInTurns), else raftkv alone.
+      const measure = async (workloads: readonly Workload[], workloadSeconds: number): Promise<[LoadResult[], LoadResult[] | undefined]> =>
+        reference === undefined
+          ? [await runWorkloads(ours, workloads, workloadSeconds, progress), undefined]
+          : runWorkloadsInTurns(ours, { label: 'etcd 3.4', target: reference }, workloads, workloadSeconds, progress);
+      if (sections.has('etcd')) [oursResults, etcdResults] = await measure(ETCD_WORKLOADS, seconds);
+      if (sections.has('sweep')) [oursSweep, etcdSweepResults] = await measure(SWEEP_WORKLOADS, sweepSeconds);
+      await reference?.stop();
+      reference = undefined;
       if (sections.has('cache')) {
         progress('cache tier in front of the raftkv cluster');
-        cacheResults = await cacheBench({ seconds, endpoints: ours.endpoints, progress });
+        cacheResults = await cacheBench({ seconds, endpoints: ours.target.endpoints, progress });
       }
     } finally {
-      await ours.stop();
-    }
-  }
-  if (sections.has('etcd') || sections.has('sweep')) {
-    progress('etcd API: starting a three-member etcd 3.4 (if installed)');
-    const reference = await startReferenceEtcd({ extraFlags: COMPARISON_FLAGS });
-    if (reference !== undefined) {
-      try {
-        if (sections.has('etcd')) etcdResults = await etcdWorkloads('etcd 3.4', reference, seconds, progress);
-        if (sections.has('sweep')) etcdSweepResults = await etcdSweep('etcd 3.4', reference, sweepSeconds, progress);
-      } finally {
-        await reference.stop();
-      }
-    } else {
-      progress('etcd 3.4 is not installed (apt install etcd-server): no side-by-side figures');
+      await reference?.stop();
+      await ours.target.stop();
     }
   }
   const watch = sections.has('watch') ? await watchSection(seconds, watchers, watchStreams, putRate) : [];
@@ -346,7 +348,7 @@ async function main(): Promise<void> {
       ? []
       : [
           '',
-          `etcd v3 API, side by side, each system after ${WARMUP_SECONDS} s of unmeasured warm-up load, ${COMPARISON_SETTINGS} (ops/s; latency p50 / p99 in ms; CPU µs per operation: the three servers / the load generator; WAL fsyncs per operation over the three members; ratio = raftkv / etcd throughput):`,
+          `etcd v3 API, side by side: both clusters up, each workload measured in turns (raftkv, etcd, etcd, raftkv, ${seconds / 2} s each, each system's two turns combined), each system after ${WARMUP_SECONDS} s of unmeasured warm-up load, ${COMPARISON_SETTINGS} (ops/s; latency p50 / p99 in ms; CPU µs per operation: the three servers / the load generator; WAL fsyncs per operation over the three members; ratio = raftkv / etcd throughput):`,
           '',
           '| workload | raftkv ops/s | raftkv p50 / p99 | raftkv CPU µs/op | raftkv fsyncs/op | etcd 3.4 ops/s | etcd p50 / p99 | etcd CPU µs/op | etcd fsyncs/op | ratio |',
           '|---|---|---|---|---|---|---|---|---|---|',
@@ -360,7 +362,7 @@ async function main(): Promise<void> {
       ? []
       : [
           '',
-          `Concurrency sweep (etcd API, ${sweepSeconds} s per point; connections = min(clients, 8)):`,
+          `Concurrency sweep (etcd API, ${sweepSeconds} s per point, in turns like the table above; connections = min(clients, 8)):`,
           '',
           '| workload @clients | raftkv ops/s | raftkv p99 ms | etcd 3.4 ops/s | etcd p99 ms | ratio |',
           '|---|---|---|---|---|---|',
