@@ -598,7 +598,7 @@ export class Raft {
     }
     const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
     if (lastNew !== undefined) {
-      // The leader already knows we hold `index` (see Message.commitOnly).
+      // Our answers to the MsgApps that carried the entries up to `index` tell the leader (see Message.commitOnly).
       if (m.commitOnly === true && m.entries.length === 0) return;
       this.send(makeMessage(MessageType.MsgAppResp, m.from, { index: lastNew }));
       return;
