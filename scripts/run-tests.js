@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Runs every compiled test file (dist/**/*.test.js) with node's own test runner.
-// Unit tests (under dist/src) run first and in parallel; process-level tests (dist/test) follow,
-// one file at a time, because each starts real clusters on a two-core machine.
+// Unit tests (under dist/src, and the benchmark's own under dist/bench) run first and in
+// parallel; process-level tests (dist/test) follow, one file at a time, because each starts real
+// clusters on a two-core machine.
 'use strict';
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -21,7 +22,7 @@ function find(dir) {
 const filter = process.argv.slice(2);
 const pick = (files) => (filter.length === 0 ? files : files.filter((f) => filter.some((x) => f.includes(x))));
 const groups = [
-  { files: pick(find('dist/src')), concurrency: 2 },
+  { files: pick([...find('dist/src'), ...find('dist/bench')]), concurrency: 2 },
   { files: pick(find('dist/test')), concurrency: 1 },
 ];
 const files = groups.flatMap((g) => g.files);
