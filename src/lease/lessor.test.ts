@@ -73,6 +73,28 @@ async function withHarness(body: (h: Harness) => Promise<void>, driftMs?: number
   }
 }
 
+test('a scheduler given to start() drives the scans, and stop() cancels it and demotes', async () => {
+  await withHarness(async (h) => {
+    let scan: (() => void) | undefined;
+    let cancelled = 0;
+    h.lessor.start((driven) => {
+      scan = driven;
+      return () => cancelled++;
+    });
+    h.lessor.start(() => assert.fail('a second start() is ignored'));
+    assert.ok(scan !== undefined);
+    const deadline = Date.now() + 10_000;
+    while (!h.lessor.isPrimary()) {
+      assert.ok(Date.now() < deadline, 'scans driven by the scheduler did not promote the leader');
+      scan();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    h.lessor.stop();
+    assert.equal(cancelled, 1);
+    assert.equal(h.lessor.isPrimary(), false);
+  });
+});
+
 test('minimum TTL is ceil(floor(3*electionTicks/2) * heartbeat interval) seconds, as etcd computes it', () => {
   assert.equal(minLeaseTtlSeconds({ electionTicks: 10, heartbeatTicks: 1, tickMs: 100 }), 2); // 1.5 s → 2 s (etcd's default)
   assert.equal(minLeaseTtlSeconds({ electionTicks: 10, heartbeatTicks: 1, tickMs: 50 }), 1); // 0.75 s → 1 s

@@ -112,6 +112,13 @@ export type TimeToLiveOutcome =
   | { readonly kind: 'not-found' }
   | { readonly kind: 'not-leader' };
 
+/**
+ * Calls `scan` periodically until the returned function is called: what drives the lessor's
+ * scans (by default its own timer every `scanIntervalMs`; a node drives them from its Raft tick,
+ * so an idle member is not woken by a second timer).
+ */
+export type ScanScheduler = (scan: () => void) => () => void;
+
 /** The leader-local half of the lessor. See the module overview. */
 export class Lessor {
   private readonly revokeRetryMs: number;
@@ -126,7 +133,7 @@ export class Lessor {
   /** Leases whose revoke was proposed, with the time of the proposal. */
   private readonly revoking = new Map<LeaseId, number>();
   private checkpointInFlight = false;
-  private timer: NodeJS.Timeout | undefined;
+  private cancelScans: (() => void) | undefined;
   private scanning = false;
 
   constructor(
@@ -138,17 +145,23 @@ export class Lessor {
     this.checkpointsPerEntryMax = options.checkpointsPerEntryMax ?? 1000;
   }
 
-  /** Starts the periodic scan (an unref'd timer). */
-  start(): void {
-    if (this.timer !== undefined) return;
-    this.timer = setInterval(() => void this.scan(), this.options.scanIntervalMs);
-    this.timer.unref();
+  /** Starts the periodic scan: driven by `scheduler`, else by an unref'd timer every `scanIntervalMs`. */
+  start(scheduler?: ScanScheduler): void {
+    if (this.cancelScans !== undefined) return;
+    const scan = () => void this.scan();
+    if (scheduler !== undefined) {
+      this.cancelScans = scheduler(scan);
+      return;
+    }
+    const timer = setInterval(scan, this.options.scanIntervalMs);
+    timer.unref();
+    this.cancelScans = () => clearInterval(timer);
   }
 
   /** Stops the scan and forgets the leader-local state. */
   stop(): void {
-    if (this.timer !== undefined) clearInterval(this.timer);
-    this.timer = undefined;
+    this.cancelScans?.();
+    this.cancelScans = undefined;
     this.demote();
   }
 

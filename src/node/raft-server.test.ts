@@ -185,6 +185,26 @@ test('a committed entry is answered while the next entries are still being saved
   }
 });
 
+test('tick listeners run after every tick until removed', async () => {
+  const wal = new HeldWal();
+  const server = singleNodeServer(wal, new RecordingStateMachine(wal));
+  let first = 0;
+  let second = 0;
+  const removeFirst = server.onTick(() => first++);
+  server.onTick(() => second++);
+  server.start();
+  try {
+    await until(() => first >= 3, 'three ticks');
+    removeFirst();
+    const firstWhenRemoved = first;
+    const secondWhenRemoved = second;
+    await until(() => second >= secondWhenRemoved + 3, 'three more ticks');
+    assert.equal(first, firstWhenRemoved, 'a removed listener is not called');
+  } finally {
+    await server.stop();
+  }
+});
+
 test('durablePrefixLength: the committed entries below the first new one', () => {
   const entries = (...indexes: number[]) => indexes.map((index) => ({ index, term: 1, type: 0, data: new Uint8Array() }) as Entry);
   assert.equal(durablePrefixLength(entries(5, 6, 7), []), 3);

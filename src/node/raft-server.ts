@@ -198,6 +198,8 @@ export class RaftServer extends EventEmitter {
   private readonly leaderWaiters = new Set<() => void>();
 
   private ticker: NodeJS.Timeout | undefined;
+  /** Called after every timer tick (see {@link onTick}). */
+  private readonly tickListeners = new Set<() => void>();
   /** Monotonic time (ms) up to which ticks have been delivered to the core. */
   private tickedUntilMs = 0;
   private readyScheduled = false;
@@ -623,6 +625,18 @@ export class RaftServer extends EventEmitter {
     this.saveCommitStateIfIdle();
     this.catchUpTicks();
     this.scheduleReady();
+    for (const listener of this.tickListeners) listener();
+  }
+
+  /**
+   * Calls `listener` after every tick of the clock (every `tickMs` while running), so periodic
+   * work shares the tick's wake-up instead of waking the process with a timer of its own.
+   * Returns the function that removes it.
+   */
+  onTick(listener: () => void): () => void {
+    const entry = () => listener();
+    this.tickListeners.add(entry);
+    return () => this.tickListeners.delete(entry);
   }
 
   /**

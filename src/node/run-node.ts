@@ -158,7 +158,15 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     },
     { scanIntervalMs: Math.max(20, heartbeatMs), checkpointDriftMs: electionTimeoutMs },
   );
-  lessor.start();
+  // The scans ride on the Raft tick (every heartbeat interval, at least 20 ms apart, as before).
+  const ticksPerScan = Math.max(1, Math.ceil(Math.max(20, heartbeatMs) / options.tickMs));
+  lessor.start((scan) => {
+    let ticks = 0;
+    return raftServer.onTick(() => {
+      ticks += 1;
+      if (ticks % ticksPerScan === 0) scan();
+    });
+  });
   leaseBackend = new RaftLeaseBackend({
     server: raftServer,
     mvcc,
