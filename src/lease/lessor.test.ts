@@ -41,7 +41,7 @@ class Harness {
           return applied;
         },
       },
-      { scanIntervalMs: 100, checkpointDriftMs: driftMs },
+      { checkpointDriftMs: driftMs },
     );
   }
 

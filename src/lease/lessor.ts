@@ -11,7 +11,8 @@
  *   clock. Only the leader ("primary", in etcd's words) keeps expiry times; followers keep no
  *   timers at all. Renewals (LeaseKeepAlive) change only this half: they are NOT Raft entries.
  *
- * Expiry. The leader scans every `scanIntervalMs`; an expired lease is revoked by PROPOSING a
+ * Expiry. The leader scans whenever the scheduler given to `start` says so (a node: every
+ * heartbeat interval, on the Raft tick); an expired lease is revoked by PROPOSING a
  * LeaseRevoke through the log (so its keys disappear on every replica at the same revision). A
  * revoke in flight is re-proposed after `revokeRetryMs` if the lease still exists.
  *
@@ -86,8 +87,6 @@ export interface LessorPorts {
 
 /** Tuning of the lessor (milliseconds). */
 export interface LessorOptions {
-  /** How often the primary looks for expired leases and checkpoints. */
-  readonly scanIntervalMs: number;
   /** Checkpoint a lease when its remaining TTL drifted this far from the checkpointed one. */
   readonly checkpointDriftMs: number;
   /** Re-propose a revoke that has not taken effect after this long. Default 3,000 ms. */
@@ -114,8 +113,8 @@ export type TimeToLiveOutcome =
 
 /**
  * Calls `scan` periodically until the returned function is called: what drives the lessor's
- * scans (by default its own timer every `scanIntervalMs`; a node drives them from its Raft tick,
- * so an idle member is not woken by a second timer).
+ * scans (a node drives them from its Raft tick, so an idle member is not woken by a timer of
+ * their own; tests call `scan()` themselves).
  */
 export type ScanScheduler = (scan: () => void) => () => void;
 
@@ -145,17 +144,10 @@ export class Lessor {
     this.checkpointsPerEntryMax = options.checkpointsPerEntryMax ?? 1000;
   }
 
-  /** Starts the periodic scan: driven by `scheduler`, else by an unref'd timer every `scanIntervalMs`. */
-  start(scheduler?: ScanScheduler): void {
+  /** Starts the periodic scan, driven by `scheduler`. */
+  start(scheduler: ScanScheduler): void {
     if (this.cancelScans !== undefined) return;
-    const scan = () => void this.scan();
-    if (scheduler !== undefined) {
-      this.cancelScans = scheduler(scan);
-      return;
-    }
-    const timer = setInterval(scan, this.options.scanIntervalMs);
-    timer.unref();
-    this.cancelScans = () => clearInterval(timer);
+    this.cancelScans = scheduler(() => void this.scan());
   }
 
   /** Stops the scan and forgets the leader-local state. */

@@ -634,9 +634,8 @@ export class RaftServer extends EventEmitter {
    * Returns the function that removes it.
    */
   onTick(listener: () => void): () => void {
-    const entry = () => listener();
-    this.tickListeners.add(entry);
-    return () => this.tickListeners.delete(entry);
+    this.tickListeners.add(listener);
+    return () => this.tickListeners.delete(listener);
   }
 
   /**

@@ -156,9 +156,9 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       },
       logger,
     },
-    { scanIntervalMs: Math.max(20, heartbeatMs), checkpointDriftMs: electionTimeoutMs },
+    { checkpointDriftMs: electionTimeoutMs },
   );
-  // The scans ride on the Raft tick (every heartbeat interval, at least 20 ms apart, as before).
+  // The scans ride on the Raft tick: every heartbeat interval, at least 20 ms apart.
   const ticksPerScan = Math.max(1, Math.ceil(Math.max(20, heartbeatMs) / options.tickMs));
   lessor.start((scan) => {
     let ticks = 0;

@@ -7,7 +7,7 @@
  *
  * Leases: the backend is also a {@link LeaseBackend} with a real {@link Lessor} that is always the
  * primary (a single node is always its own leader); its clock is injectable (`now`) and its scan
- * is driven by tests through `lessor.scan()` (the lessor's timer is not started).
+ * is driven by tests through `lessor.scan()` (the lessor's scans are not started).
  *
  * Not for production: nothing is replicated.
  */
@@ -81,7 +81,7 @@ export class LocalEtcdBackend implements EtcdBackend, LeaseBackend {
         },
         propose: (write) => this.write(write),
       },
-      { scanIntervalMs: 100, checkpointDriftMs: 1000 },
+      { checkpointDriftMs: 1000 },
     );
   }
 
