@@ -177,13 +177,23 @@ export interface Workload {
   run(label: string, target: BenchTarget, seconds: number): Promise<LoadResult>;
 }
 
-/** Runs `operation` from `clients` clients over `connections` connections spread over the members. */
-function spreadWorkload(name: string, description: string, clients: number, connections: number, request: (sequence: number, client: number) => { method: string; body: ProtoObject }): Workload {
+/**
+ * Sends `request`s from `clients` clients over `connections` connections spread over the
+ * `endpoints` of the target (by default all its members).
+ */
+function spreadWorkload(
+  name: string,
+  description: string,
+  clients: number,
+  connections: number,
+  request: (sequence: number, client: number) => { method: string; body: ProtoObject },
+  endpoints: (target: BenchTarget) => Promise<readonly string[]> = async (target) => target.endpoints,
+): Workload {
   return {
     name,
     description,
     async run(label, target, seconds) {
-      const channels = connect(target.endpoints, connections);
+      const channels = connect(await endpoints(target), connections);
       try {
         return await runLoad(`${label} ${name}`, clients, seconds, async (client, sequence) => {
           const { method, body } = request(sequence, client);
@@ -201,20 +211,14 @@ const benchKey = (prefix: string, client: number, sequence: number) => Buffer.fr
 /** The etcd-API workloads whose ratios are the targets: Put at 64 clients and at 1, Range both ways. */
 export const ETCD_WORKLOADS: readonly Workload[] = [
   spreadWorkload('Put, 64 clients / 8 conns', 'Put, 64 clients over 8 connections', 64, 8, (sequence, client) => ({ method: 'Put', body: { key: benchKey('bench', client, sequence), value: VALUE } })),
-  {
-    name: 'Put, 1 client (leader)',
-    description: 'Put, 1 client (on the leader)',
-    async run(label, target, seconds) {
-      const [leader] = connect([await leaderEndpoint(target.endpoints)], 1);
-      try {
-        return await runLoad(`${label} Put, 1 client (leader)`, 1, seconds, async (_client, sequence) => {
-          await unary(leader!, 'Put', { key: Buffer.from(`bench/${sequence % KEY_SPACE}`), value: VALUE });
-        }, { serverPids: target.pids, counters: () => target.counters() });
-      } finally {
-        leader!.close();
-      }
-    },
-  },
+  spreadWorkload(
+    'Put, 1 client (leader)',
+    'Put, 1 client (on the leader)',
+    1,
+    1,
+    (sequence, client) => ({ method: 'Put', body: { key: benchKey('bench', client, sequence), value: VALUE } }),
+    async (target) => [await leaderEndpoint(target.endpoints)],
+  ),
   ...[false, true].map((serializable) => {
     const mode = serializable ? 'serializable' : 'linearizable';
     return spreadWorkload(`Range ${mode}, 64 clients / 8 conns`, `Range ${mode}, 64 clients over 8 connections`, 64, 8, (sequence, client) => ({

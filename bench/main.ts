@@ -348,7 +348,7 @@ async function main(): Promise<void> {
       ? []
       : [
           '',
-          `etcd v3 API, side by side: both clusters up, each workload measured in turns (raftkv, etcd, etcd, raftkv, ${seconds / 2} s each, each system's two turns combined), each system after ${WARMUP_SECONDS} s of unmeasured warm-up load, ${COMPARISON_SETTINGS} (ops/s; latency p50 / p99 in ms; CPU µs per operation: the three servers / the load generator; WAL fsyncs per operation over the three members; ratio = raftkv / etcd throughput):`,
+          `etcd v3 API, ${etcdResults === undefined ? 'raftkv alone (etcd 3.4 is not installed)' : `side by side: both clusters up, each workload measured in turns (raftkv, etcd, etcd, raftkv, ${seconds / 2} s each, each system's two turns combined)`}, each system after ${WARMUP_SECONDS} s of unmeasured warm-up load, ${COMPARISON_SETTINGS} (ops/s; latency p50 / p99 in ms; CPU µs per operation: the three servers / the load generator; WAL fsyncs per operation over the three members; ratio = raftkv / etcd throughput):`,
           '',
           '| workload | raftkv ops/s | raftkv p50 / p99 | raftkv CPU µs/op | raftkv fsyncs/op | etcd 3.4 ops/s | etcd p50 / p99 | etcd CPU µs/op | etcd fsyncs/op | ratio |',
           '|---|---|---|---|---|---|---|---|---|---|',
@@ -362,7 +362,7 @@ async function main(): Promise<void> {
       ? []
       : [
           '',
-          `Concurrency sweep (etcd API, ${sweepSeconds} s per point, in turns like the table above; connections = min(clients, 8)):`,
+          `Concurrency sweep (etcd API, ${sweepSeconds} s per point${etcdSweepResults === undefined ? '' : ', in turns like the table above'}; connections = min(clients, 8)):`,
           '',
           '| workload @clients | raftkv ops/s | raftkv p99 ms | etcd 3.4 ops/s | etcd p99 ms | ratio |',
           '|---|---|---|---|---|---|',
